@@ -1,0 +1,65 @@
+"""Settings for the whole app, read from the environment (prefix ``EXPLORER_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob the app has; each limit is listed at ``GET /api/limits``."""
+
+    model_config = SettingsConfigDict(env_prefix="EXPLORER_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = ROOT / "data"
+    # One intra-op thread per request: lesson tensors are tiny, and threads beyond one only
+    # contend with the other requests the server is answering at the same time.
+    torch_threads: int = Field(default=1, ge=1, le=64)
+    log_level: str = "info"
+
+    # Request size: the largest JSON body we read, checked while it streams in.
+    max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    # Softmax and cross entropy.
+    max_logits: int = Field(default=1000, ge=2, description="logits per row")
+    max_batch_rows: int = Field(default=64, ge=1, description="rows in a batch of logits")
+    max_abs_logit: float = Field(default=1e6, gt=0, description="largest |logit| accepted")
+    min_temperature: float = Field(default=0.01, gt=0)
+    max_temperature: float = Field(default=100.0, gt=0)
+
+    # Activation functions.
+    max_points: int = Field(default=10_001, ge=2, description="points on an activation curve")
+    max_abs_x: float = Field(default=1000.0, gt=0, description="largest |x| on an activation curve")
+    max_depth: int = Field(default=100, ge=1, description="layers in the vanishing-gradient stack")
+    max_width: int = Field(default=256, ge=1, description="units per layer in that stack")
+    max_train_steps: int = Field(default=500, ge=1, description="SGD steps in the dead-ReLU demo")
+
+    def limits(self) -> dict[str, int | float]:
+        """The limits a client may hit, by name, as ``GET /api/limits`` lists them."""
+        names = [
+            "max_json_bytes",
+            "max_logits",
+            "max_batch_rows",
+            "max_abs_logit",
+            "min_temperature",
+            "max_temperature",
+            "max_points",
+            "max_abs_x",
+            "max_depth",
+            "max_width",
+            "max_train_steps",
+        ]
+        return {name: getattr(self, name) for name in names}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own and pass them to ``create_app``."""
+    return Settings()

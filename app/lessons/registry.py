@@ -1,0 +1,114 @@
+"""The eleven lessons, in the order of the curriculum notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One section of the notes, taught by one page."""
+
+    slug: str
+    title: str
+    section: str  # the notes' heading this lesson teaches
+    summary: str
+    live: bool = False  # False: the page shows a "coming soon" card
+    apis: tuple[str, ...] = field(default=())  # the JSON twins the page stands on
+
+    @property
+    def path(self) -> str:
+        """The page's URL path."""
+        return f"/lessons/{self.slug}"
+
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson(
+        "tensors",
+        "Tensor basics",
+        "Tensor Basics",
+        "Create tensors, reshape them with view(4, -1), slice them, and watch .numpy() share memory.",
+    ),
+    Lesson(
+        "autograd",
+        "Gradient calculation",
+        "Gradient Calculation",
+        "See the dynamic computation graph: y = x + 2 gives AddBackward0, and backward() "
+        "walks it with the chain rule.",
+    ),
+    Lesson(
+        "training-pipeline",
+        "Training pipeline",
+        "Training Pipeline",
+        "Linear regression three ways: manual gradients, autograd with optim.SGD, and nn.Linear.",
+    ),
+    Lesson(
+        "datasets",
+        "Datasets and DataLoaders",
+        "Datasets and Dataloaders",
+        "A Dataset with __getitem__ and __len__, and the batches a DataLoader draws each epoch.",
+    ),
+    Lesson(
+        "transforms",
+        "Transforms",
+        "Transforms",
+        "Resize, rotate, grayscale and normalise your own picture, one Compose stage at a time.",
+    ),
+    Lesson(
+        "softmax-cross-entropy",
+        "Softmax and cross entropy",
+        "Softmax and Cross Entropy",
+        "Turn logits into probabilities, and see why the loss is -log(p) of the true class.",
+        live=True,
+        apis=("POST /api/softmax",),
+    ),
+    Lesson(
+        "activations",
+        "Activation functions",
+        "Activation Functions",
+        "Sigmoid, tanh, ReLU and leaky ReLU with their derivatives, vanishing gradients, "
+        "and dead ReLUs.",
+        live=True,
+        apis=(
+            "GET /api/activations/{name}",
+            "POST /api/activations/vanishing",
+            "POST /api/activations/dead-relu",
+        ),
+    ),
+    Lesson(
+        "cnn",
+        "Convolutional neural networks",
+        "Convoluted Neural Networks",
+        "Slide a 2x2 filter over a 3x3 input, filter your own picture, and max-pool 4x4 to 2x2.",
+    ),
+    Lesson(
+        "transfer-learning",
+        "Transfer learning",
+        "Transfer Learning",
+        "Reuse a trained feature extractor for a new task: freeze it, fine-tune it, or start "
+        "from scratch.",
+    ),
+    Lesson(
+        "tracking",
+        "Tracking with TensorBoard",
+        "Tensorboard",
+        "Loss and accuracy curves, model architecture, images and precision/recall, as "
+        "TensorBoard shows them.",
+    ),
+    Lesson(
+        "saving-loading",
+        "Saving and loading",
+        "Saving and Loading Models",
+        "torch.save a state_dict, load it back, and checkpoint {'Model', 'Optim', 'epoch'}.",
+    ),
+)
+
+BY_SLUG: dict[str, Lesson] = {lesson.slug: lesson for lesson in LESSONS}
+
+
+def neighbours(slug: str) -> tuple[Lesson | None, Lesson | None]:
+    """The lessons before and after ``slug`` in the notes' order."""
+    index = [lesson.slug for lesson in LESSONS].index(slug)
+    before = LESSONS[index - 1] if index > 0 else None
+    after = LESSONS[index + 1] if index + 1 < len(LESSONS) else None
+    return before, after

@@ -1,0 +1,71 @@
+"""The app factory: ``create_app(settings)`` builds a complete PyTorch Explorer."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings, get_settings
+from app.lessons.runtime import configure_torch
+from app.web.assets import AssetStore
+from app.web.errors import install_error_handlers
+from app.web.routes import api, pages, static
+from app.web.templating import make_templates
+
+SECURITY_HEADERS = [
+    # Plotly draws with inline styles, so style-src needs 'unsafe-inline'; scripts never do.
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        b"img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; "
+        b"object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP response (pure ASGI: streaming stays intact)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A PyTorch Explorer app with its own settings (tests pass theirs)."""
+    settings = settings or get_settings()
+    configure_torch(settings.torch_threads)
+    app = FastAPI(
+        title="PyTorch Explorer",
+        version="0.1.0",
+        description="PyTorch's core ideas, computed by real PyTorch. See API.md for the contract.",
+        max_body_size=settings.max_json_bytes,
+    )
+    app.state.settings = settings
+    app.state.assets = AssetStore()
+    app.state.templates = make_templates(app.state.assets)
+    install_error_handlers(app, settings.max_json_bytes)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(static.router)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""HTTP: routers, dependencies, error handlers and templating. Never imports torch."""

@@ -1,0 +1,108 @@
+"""The one place that maps errors to status codes, as JSON for the API and as pages for people."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.lessons.errors import LessonError
+from app.web.templating import render
+
+log = logging.getLogger("app.errors")
+
+TITLES = {
+    400: "Bad request",
+    404: "Page not found",
+    405: "Method not allowed",
+    413: "Too large",
+    415: "Unsupported file type",
+    422: "Cannot do that",
+    429: "Too busy",
+    500: "Something broke",
+}
+
+
+def wants_json(request: Request) -> bool:
+    """API paths answer JSON; pages answer HTML unless the client asks for JSON only."""
+    if request.url.path.startswith("/api") or request.url.path == "/healthz":
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """``{"detail": ...}`` for JSON clients, the error page for browsers."""
+    if wants_json(request):
+        return JSONResponse({"detail": detail, **(extra or {})}, status_code=status, headers=headers)
+    page = render(
+        request,
+        "errors/error.html",
+        {"status": status, "title": TITLES.get(status, "Error"), "detail": detail},
+        status_code=status,
+    )
+    if headers:
+        page.headers.update(headers)
+    return page
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One validation error as a sentence: where, then what."""
+    loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+    where = ".".join(loc)
+    message = str(error.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = list(exc.errors())
+    sentences = [_describe(e) for e in errors[:5]]
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    clean = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors[:20]
+    ]
+    return "; ".join(sentences) + more, clean
+
+
+def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
+    """Register the mapping from exceptions to responses on ``app``."""
+
+    @app.exception_handler(LessonError)
+    async def lesson_error(request: Request, exc: LessonError) -> Response:
+        return error_response(request, 422, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        detail, errors = _validation_detail(exc)
+        return error_response(request, 422, detail, {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is nothing at {request.url.path}."
+        elif exc.status_code == 413:
+            got = request.headers.get("content-length")
+            size = f" ({got} bytes)" if got else ""
+            detail = (
+                f"The request body{size} is over the limit of {max_body_bytes} bytes "
+                "(setting max_json_bytes)."
+            )
+        return error_response(request, exc.status_code, detail, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "Something went wrong on our side; it has been logged.")

@@ -1,0 +1,66 @@
+"""HTML pages: home, the lessons (live or coming soon), their partial updates and JSON twins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException
+
+from app.lessons.registry import BY_SLUG, LESSONS, Lesson, neighbours
+from app.web.deps import SettingsDep
+from app.web.lesson_views import VIEWS, LessonView
+from app.web.schemas import LessonView as LessonViewModel
+from app.web.templating import render
+
+router = APIRouter()
+
+
+def _lesson(slug: str) -> Lesson:
+    lesson = BY_SLUG.get(slug)
+    if lesson is None:
+        raise HTTPException(404, f"There is no lesson called {slug!r}.")
+    return lesson
+
+
+def _view(slug: str) -> LessonView:
+    _lesson(slug)
+    view = VIEWS.get(slug)
+    if view is None:
+        raise HTTPException(404, f"The lesson {slug!r} is coming soon; it has no view yet.")
+    return view
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def home(request: Request) -> Response:
+    """Every lesson, in the order of the notes."""
+    return render(request, "home.html", {"lessons": LESSONS})
+
+
+@router.get("/lessons/{slug}", response_class=HTMLResponse, include_in_schema=False)
+def lesson_page(slug: str, request: Request, settings: SettingsDep) -> Response:
+    """A lesson: figures, controls and the code behind them; a card while it is being built."""
+    lesson = _lesson(slug)
+    before, after = neighbours(slug)
+    context = {"lesson": lesson, "before": before, "after": after}
+    if slug not in VIEWS:
+        return render(request, "lessons/coming_soon.html", context)
+    context |= VIEWS[slug].build(request.query_params, settings)
+    return render(request, f"lessons/{slug}.html", context)
+
+
+@router.get("/lessons/{slug}/partial", response_class=HTMLResponse, include_in_schema=False)
+def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Response:
+    """The part of a lesson page that changes with its controls, for in-place updates."""
+    view = _view(slug)
+    context = {"lesson": _lesson(slug)} | view.build(request.query_params, settings)
+    return render(request, f"lessons/_{slug}.html", context)
+
+
+@router.get("/api/lessons/{slug}/view", tags=["lessons"])
+def lesson_view(slug: str, request: Request, settings: SettingsDep) -> LessonViewModel:
+    """The JSON twin of a lesson page: the same query string, the numbers and figures it shows."""
+    view = _view(slug)
+    built = view.build(request.query_params, settings)
+    return LessonViewModel(
+        slug=slug, params=built["form"], result=built["result"], figures=built["figures"]
+    )

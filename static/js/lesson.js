@@ -1,0 +1,172 @@
+// A lesson page: draw its Plotly figures, and redraw them in place as the controls change.
+// The controls form is the lesson's state: every change is written to the URL (so a shared link
+// opens the same view) and sent to the server, which answers with the changed part of the page.
+
+const form = document.getElementById("controls");
+const output = document.getElementById("lesson-output");
+const banner = document.getElementById("lesson-error");
+const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+
+function draw(wrap, target = wrap) {
+  const data = JSON.parse(wrap.querySelector("script.plot-data").textContent);
+  const div = target.querySelector(".plot");
+  return window.Plotly.react(div, data.data, data.layout, PLOT_CONFIG);
+}
+
+function drawAll(root) {
+  return Promise.all([...root.querySelectorAll(".plot-wrap")].map((wrap) => draw(wrap)));
+}
+
+function queryString() {
+  const params = new URLSearchParams();
+  for (const [key, value] of new FormData(form)) params.append(key, String(value).trim());
+  return params.toString();
+}
+
+function showError(message) {
+  banner.textContent = message;
+  banner.hidden = !message;
+}
+
+// Swap each changed slot of the page for the server's new one; figures are redrawn in place.
+function patch(fragment) {
+  for (const fresh of fragment.querySelectorAll("[data-slot]")) {
+    const current = output.querySelector(`[data-slot="${fresh.dataset.slot}"]`);
+    if (!current) continue;
+    if (fresh.classList.contains("plot-wrap")) {
+      current.querySelector("script.plot-data").textContent = fresh.querySelector("script.plot-data").textContent;
+      draw(current);
+    } else if (current.outerHTML !== fresh.outerHTML) {
+      current.replaceWith(fresh);
+    }
+  }
+  // Text outside slots (headings that name a value) follows the fresh fragment too.
+  for (const heading of fragment.querySelectorAll("section > h2")) {
+    const index = [...fragment.querySelectorAll("section > h2")].indexOf(heading);
+    const mine = output.querySelectorAll("section > h2")[index];
+    if (mine && mine.innerHTML !== heading.innerHTML) mine.innerHTML = heading.innerHTML;
+  }
+  for (const para of fragment.querySelectorAll("section > p")) {
+    const index = [...fragment.querySelectorAll("section > p")].indexOf(para);
+    const mine = output.querySelectorAll("section > p")[index];
+    if (mine && mine.innerHTML !== para.innerHTML) mine.innerHTML = para.innerHTML;
+  }
+}
+
+let pending = null;
+let latest = 0;
+
+async function refresh() {
+  const query = queryString();
+  history.replaceState(null, "", `${location.pathname}?${query}`);
+  const twin = document.getElementById("json-twin");
+  if (twin) twin.href = `${twin.pathname}?${query}`;
+  const ticket = ++latest;
+  output.classList.add("busy");
+  try {
+    const response = await fetch(`${form.dataset.partial}?${query}`, { headers: { Accept: "text/html" } });
+    if (ticket !== latest) return; // a newer request has been sent: its answer wins
+    if (!response.ok) {
+      const text = await response.text();
+      const doc = new DOMParser().parseFromString(text, "text/html");
+      showError(doc.querySelector(".detail")?.textContent || `The server answered ${response.status}.`);
+      return;
+    }
+    showError("");
+    const template = document.createElement("template");
+    template.innerHTML = await response.text();
+    patch(template.content);
+    document.dispatchEvent(new CustomEvent("lesson:updated", { detail: { query } }));
+  } catch (error) {
+    if (ticket === latest) showError(`Could not reach the server: ${error.message}`);
+  } finally {
+    if (ticket === latest) output.classList.remove("busy");
+  }
+}
+
+function update(delay = 60) {
+  clearTimeout(pending);
+  pending = setTimeout(refresh, delay);
+}
+
+// Changes that alter the page's structure (the number of classes) reload the whole page.
+function navigate() {
+  location.assign(`${location.pathname}?${queryString()}`);
+}
+
+function syncOutputs() {
+  for (const out of form.querySelectorAll("output[data-for]")) {
+    const input = document.getElementById(out.dataset.for);
+    if (input) out.textContent = input.value;
+  }
+}
+
+form.addEventListener("input", (event) => {
+  syncOutputs();
+  if (event.target.hasAttribute("data-structural")) return; // applied on change
+  update();
+});
+form.addEventListener("change", (event) => {
+  if (event.target.hasAttribute("data-structural")) update(0);
+});
+// Lesson-specific scripts ask for an update or a reload through events on the form.
+form.addEventListener("lesson:update", () => update());
+form.addEventListener("lesson:navigate", () => navigate());
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  update(0);
+});
+
+// Arrow keys step each lesson's main control. A handler returns true when it used the key.
+
+function stepRadio(form, name, delta) {
+  const radios = [...form.querySelectorAll(`input[type=radio][name="${name}"]`)];
+  if (!radios.length) return null;
+  const index = radios.findIndex((r) => r.checked);
+  const next = radios[(index + delta + radios.length) % radios.length];
+  next.checked = true;
+  return next;
+}
+
+function stepRange(input, delta) {
+  if (!input) return false;
+  const step = Number(input.step) || 1;
+  const value = Math.min(Number(input.max), Math.max(Number(input.min), Number(input.value) + delta * step));
+  input.value = String(value);
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+  return true;
+}
+
+function softmaxLogit(form, delta) {
+  const target = form.querySelector('input[name="target"]:checked')?.value ?? "0";
+  const slider = form.querySelector(`input[data-logit="${target}"]`);
+  if (!slider) return false;
+  return stepRange(slider, delta * 5);
+}
+
+const keyHandlers = {
+  "softmax-cross-entropy": {
+    ArrowLeft: ({ form, update }) => (stepRadio(form, "target", -1) ? (update(0), true) : false),
+    ArrowRight: ({ form, update }) => (stepRadio(form, "target", 1) ? (update(0), true) : false),
+    ArrowUp: ({ form }) => softmaxLogit(form, 1),
+    ArrowDown: ({ form }) => softmaxLogit(form, -1),
+  },
+  activations: {
+    ArrowLeft: ({ form, update }) => (stepRadio(form, "name", -1) ? (update(0), true) : false),
+    ArrowRight: ({ form, update }) => (stepRadio(form, "name", 1) ? (update(0), true) : false),
+    ArrowUp: ({ form }) => stepRange(form.querySelector("#depth"), 1),
+    ArrowDown: ({ form }) => stepRange(form.querySelector("#depth"), -1),
+  },
+};
+
+const handlers = keyHandlers[document.querySelector(".lesson")?.dataset.lesson];
+document.addEventListener("keydown", (event) => {
+  if (!handlers || event.altKey || event.ctrlKey || event.metaKey) return;
+  const typing = event.target.closest("input[type=text], input[type=number], textarea, select");
+  if (typing) return;
+  const handler = handlers[event.key];
+  if (handler && handler({ form, update, navigate })) event.preventDefault();
+});
+
+window.addEventListener("DOMContentLoaded", () => drawAll(output));
+if (document.readyState !== "loading" && window.Plotly) drawAll(output);

@@ -1,0 +1,42 @@
+// Softmax lesson: the logit sliders write the typed "logits" field; +/- class reload the page.
+// lesson.js does the updating: this file only asks for it, with events on the form.
+const form = document.getElementById("controls");
+const update = () => form.dispatchEvent(new CustomEvent("lesson:update"));
+const navigate = () => form.dispatchEvent(new CustomEvent("lesson:navigate"));
+const typed = document.getElementById("logits");
+const sliders = [...form.querySelectorAll("input[data-logit]")];
+
+function fromSliders() {
+  typed.value = sliders.map((s) => Number(s.value)).join(", ");
+}
+
+for (const slider of sliders) {
+  slider.addEventListener("input", () => {
+    const out = form.querySelector(`output[data-for="${slider.id}"]`);
+    if (out) out.textContent = Number(slider.value).toFixed(2);
+    fromSliders();
+    update();
+  });
+}
+
+typed.addEventListener("change", () => {
+  const count = typed.value.split(",").filter((p) => p.trim()).length;
+  if (count !== sliders.length) navigate();
+});
+
+document.getElementById("add-class")?.addEventListener("click", () => {
+  typed.value = `${typed.value}, 0`;
+  navigate();
+});
+
+document.getElementById("remove-class")?.addEventListener("click", () => {
+  const values = typed.value.split(",").filter((p) => p.trim());
+  if (values.length <= 2) return;
+  values.pop();
+  typed.value = values.join(",");
+  const target = form.querySelector('input[name="target"]:checked');
+  if (target && Number(target.value) >= values.length) {
+    form.querySelector('input[name="target"][value="0"]').checked = true;
+  }
+  navigate();
+});
