@@ -1,1 +1,1 @@
-"""Pure compute for each concept of the notes: torch, numpy and Pillow only, usable from a notebook."""
+"""Pure compute for each concept of the notes: torch, numpy and Pillow only; notebook-friendly."""

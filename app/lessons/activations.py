@@ -92,7 +92,12 @@ def build_stack(
 
 
 def vanishing_gradients(
-    name: str, depth: int, width: int, seed: int, init: str = "kaiming", negative_slope: float = 0.01
+    name: str,
+    depth: int,
+    width: int,
+    seed: int,
+    init: str = "kaiming",
+    negative_slope: float = 0.01,
 ) -> list[float]:
     """One backward pass; the gradient norm of each layer's weights, index 0 nearest the input."""
     torch.manual_seed(seed)
@@ -148,7 +153,9 @@ def check_name(name: str) -> None:
         raise LessonInputError(f"Unknown activation {name!r}: choose one of {', '.join(NAMES)}.")
 
 
-def check_curve(x_min: float, x_max: float, points: int, slope: float, lim: ActivationLimits) -> None:
+def check_curve(
+    x_min: float, x_max: float, points: int, slope: float, lim: ActivationLimits
+) -> None:
     """A grid the server can draw: finite, ordered, bounded in range and size."""
     for label, value in (("x_min", x_min), ("x_max", x_max), ("negative_slope", slope)):
         if not math.isfinite(value):

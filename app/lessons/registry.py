@@ -27,7 +27,8 @@ LESSONS: tuple[Lesson, ...] = (
         "tensors",
         "Tensor basics",
         "Tensor Basics",
-        "Create tensors, reshape them with view(4, -1), slice them, and watch .numpy() share memory.",
+        "Create tensors, reshape them with view(4, -1), slice them, and watch .numpy() "
+        "share memory.",
     ),
     Lesson(
         "autograd",

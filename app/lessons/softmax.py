@@ -42,7 +42,7 @@ class SoftmaxParams:
 def softmax_cross_entropy(
     logits: torch.Tensor, target: torch.Tensor | None, temperature: float = 1.0
 ) -> dict[str, torch.Tensor | None]:
-    """Probabilities, log-probabilities, the loss and d loss / d logits, as PyTorch computes them."""
+    """Probabilities, log-probabilities, the loss and d loss / d logits, all by PyTorch."""
     logits = logits.detach().clone().requires_grad_(True)  # (K,) or (N, K): a leaf we can grad
     scaled = logits / temperature
     probabilities = torch.softmax(scaled, dim=-1)  # exp(z_i) / sum_j exp(z_j)
@@ -80,7 +80,7 @@ def double_softmax_mistake(logits: torch.Tensor, target: torch.Tensor) -> dict[s
 
 
 def naive_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax straight from the formula: exp overflows to inf in float32 once a logit passes ~88."""
+    """Softmax straight from the formula: in float32, exp overflows to inf past about 88."""
     exps = torch.exp(logits)
     return exps / exps.sum()  # inf / inf = nan
 
@@ -184,7 +184,9 @@ def explore(params: SoftmaxParams, limits: SoftmaxLimits) -> dict[str, object]:
     main = softmax_cross_entropy(logits, target, params.temperature)
     temperatures = torch.logspace(-1, 1, 61)  # T from 0.1 to 10
     shifted = logits + params.shift
-    check_limit("|logit + shift|", "max_abs_logit", limits.max_abs_logit, shifted.abs().max().item())
+    check_limit(
+        "|logit + shift|", "max_abs_logit", limits.max_abs_logit, shifted.abs().max().item()
+    )
     batch_rows = [list(row) for row, _ in params.batch]
     batch_targets = [t for _, t in params.batch]
     batch_logits, batch_target = to_tensors(batch_rows, batch_targets, 1.0, limits)

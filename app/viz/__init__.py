@@ -1,1 +1,1 @@
-"""Plotly figures built from lesson results (plain numbers in, figure dicts out): no HTTP, no torch."""
+"""Plotly figures built from lesson results (numbers in, figure dicts out): no HTTP, no torch."""

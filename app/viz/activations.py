@@ -45,7 +45,9 @@ def softmax_layer(result: dict[str, Any]) -> dict[str, Any]:
     x = result["curve"]["x"]
     probs = result["softmax"]
     fig = go.Figure()
-    for i, label in enumerate(["p(class 0), logit x", "p(class 1), logit 1", "p(class 2), logit -1"]):
+    for i, label in enumerate(
+        ["p(class 0), logit x", "p(class 1), logit 1", "p(class 2), logit -1"]
+    ):
         fig.add_trace(
             go.Scatter(
                 x=x, y=[row[i] for row in probs], name=label, stackgroup="p",
@@ -83,8 +85,8 @@ def dead_units(result: dict[str, Any]) -> dict[str, Any]:
     leaky_name = f"leaky ReLU (a = {result['leaky_slope']:g})"
     for col, key in ((1, "loss"), (2, "zero_grad")):
         fig.add_trace(
-            go.Scatter(x=steps, y=relu[key], name="ReLU", line={"color": ACTIVATION_COLOURS["relu"]},
-                       showlegend=col == 1),
+            go.Scatter(x=steps, y=relu[key], name="ReLU", showlegend=col == 1,
+                       line={"color": ACTIVATION_COLOURS["relu"]}),
             row=1, col=col,
         )  # fmt: skip
         fig.add_trace(

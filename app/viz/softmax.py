@@ -85,7 +85,10 @@ def temperature(result: dict[str, Any]) -> dict[str, Any]:
                 y=[row[i] for row in rows],
                 mode="lines",
                 name=f"class {i}",
-                line={"color": PALETTE[i % len(PALETTE)], "width": 3 if i == result["target"] else 2},
+                line={
+                    "color": PALETTE[i % len(PALETTE)],
+                    "width": 3 if i == result["target"] else 2,
+                },
                 hovertemplate=f"class {i}: T = %{{x:.2f}}, p = %{{y:.3f}}<extra></extra>",
             )
         )
@@ -175,7 +178,9 @@ def batch_losses(result: dict[str, Any]) -> dict[str, Any]:
         y=mean, line_color=HIGHLIGHT, line_dash="dash", annotation_text=f"mean = {mean:.4f}"
     )
     top = max(losses + [mean]) if all(math.isfinite(v) for v in losses) else 1.0
-    fig.update_layout(layout("Per-sample loss, and the mean CrossEntropyLoss() returns", yaxis="loss"))
+    fig.update_layout(
+        layout("Per-sample loss, and the mean CrossEntropyLoss() returns", yaxis="loss")
+    )
     fig.update_yaxes(range=[0, top * 1.3 + 0.1])
     return to_spec(fig)
 

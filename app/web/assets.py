@@ -1,6 +1,6 @@
 """Fingerprinted static files, served with long-lived cache headers and pre-gzipped bodies.
 
-Each asset is read once, hashed and compressed once, and addressed as ``/static/<name>.<hash>.<ext>``,
+Each asset is read, hashed and compressed once, and addressed as ``/static/<name>.<hash>.<ext>``,
 so a browser may cache it forever and a new release changes the URL. plotly.js comes from the
 plotly package itself, and the code-highlighting stylesheet from Pygments: nothing loads from a CDN.
 """

@@ -44,7 +44,9 @@ def error_response(
 ) -> Response:
     """``{"detail": ...}`` for JSON clients, the error page for browsers."""
     if wants_json(request):
-        return JSONResponse({"detail": detail, **(extra or {})}, status_code=status, headers=headers)
+        return JSONResponse(
+            {"detail": detail, **(extra or {})}, status_code=status, headers=headers
+        )
     page = render(
         request,
         "errors/error.html",
@@ -100,7 +102,7 @@ def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
                 f"The request body{size} is over the limit of {max_body_bytes} bytes "
                 "(setting max_json_bytes)."
             )
-        return error_response(request, exc.status_code, detail, headers=exc.headers)
+        return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -50,7 +50,9 @@ def parse_batch(text: str, limit: int = 10_000) -> tuple[tuple[tuple[float, ...]
             raise LessonInputError(
                 f"batch row {i} needs 'logits:target', such as '2, 1, 0.1 : 0'; got {part[:40]!r}."
             )
-        rows.append((parse_floats(f"batch row {i}", logits), parse_int(f"batch row {i} target", target)))
+        rows.append(
+            (parse_floats(f"batch row {i}", logits), parse_int(f"batch row {i} target", target))
+        )
     if not rows:
         raise LessonInputError("batch needs at least one row 'logits:target'.")
     return tuple(rows)

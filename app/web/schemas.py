@@ -32,7 +32,9 @@ class SoftmaxRequest(BaseModel):
 class SoftmaxResponse(BaseModel):
     probabilities: list[float] | list[list[float]]
     log_probabilities: list[float] | list[list[float]]
-    loss: float | None = Field(description="nn.CrossEntropyLoss() (batch mean), null without target")
+    loss: float | None = Field(
+        description="nn.CrossEntropyLoss() (batch mean), null without target"
+    )
     gradient: list[float] | list[list[float]] | None = Field(
         description="d loss / d logits from autograd, null without target"
     )

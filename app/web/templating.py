@@ -34,7 +34,7 @@ def fmt(value: float | int, digits: int = 4) -> str:
         return "nan"
     if math.isinf(number):
         return "inf" if number > 0 else "-inf"
-    if number != 0 and (abs(number) >= 1e6 or abs(number) < 10.0 ** -digits):
+    if number != 0 and (abs(number) >= 1e6 or abs(number) < 10.0**-digits):
         return f"{number:.{max(digits - 1, 1)}e}"
     text = f"{number:.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text and digits > 2 else text

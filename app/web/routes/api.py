@@ -40,9 +40,9 @@ def limits(settings: SettingsDep) -> dict[str, int | float]:
 def lessons() -> list[dict[str, Any]]:
     """The eleven lessons in the notes' order, and whether each is live yet."""
     return [
-        {"slug": l.slug, "title": l.title, "section": l.section, "summary": l.summary,
-         "live": l.live, "path": l.path, "apis": list(l.apis)}
-        for l in LESSONS
+        {"slug": x.slug, "title": x.title, "section": x.section, "summary": x.summary,
+         "live": x.live, "path": x.path, "apis": list(x.apis)}
+        for x in LESSONS
     ]  # fmt: skip
 
 
@@ -96,5 +96,7 @@ def dead_relu_endpoint(body: DeadReluRequest, limits: ActivationLimitsDep) -> De
     """Train a small net whose hidden units start dead: ReLU stays stuck, leaky ReLU learns."""
     activations.check_slope(body.negative_slope)
     activations.check_dead(body.dead_units, body.steps, 16, limits)
-    out = activations.dead_relu_training(body.negative_slope, body.dead_units, body.steps, body.seed)
+    out = activations.dead_relu_training(
+        body.negative_slope, body.dead_units, body.steps, body.seed
+    )
     return DeadReluResponse(**out)
