@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings, get_settings
 from app.lessons.runtime import configure_torch
-from app.web.assets import AssetStore
-from app.web.errors import install_error_handlers
+from app.web.assets import load_assets
+from app.web.errors import body_too_large, error_response, install_error_handlers
 from app.web.routes import api, pages, static
 from app.web.templating import make_templates
 
@@ -46,6 +48,42 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes``: by Content-Length up front, else while streaming.
+
+    Starlette's own limiter answers a declared oversize body with plain text that names no limit;
+    ours answers through the app's error handlers, so the learner reads which limit it was.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            request = Request(scope)
+            detail = body_too_large(self.max_bytes, int(declared))
+            await error_response(request, 413, detail, {"limit": "max_json_bytes"})(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, body_too_large(self.max_bytes, None))
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A PyTorch Explorer app with its own settings (tests pass theirs)."""
     settings = settings or get_settings()
@@ -54,16 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="PyTorch Explorer",
         version="0.1.0",
         description="PyTorch's core ideas, computed by real PyTorch. See API.md for the contract.",
-        max_body_size=settings.max_json_bytes,
     )
     app.state.settings = settings
-    app.state.assets = AssetStore()
+    app.state.assets = load_assets()
     app.state.templates = make_templates(app.state.assets)
-    install_error_handlers(app, settings.max_json_bytes)
+    install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(static.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
     app.add_middleware(SecurityHeaders)
     return app
 

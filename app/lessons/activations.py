@@ -186,6 +186,12 @@ def check_stack(depth: int, width: int, init: str, lim: ActivationLimits) -> Non
         raise LessonInputError(f"Unknown init {init!r}: choose one of {', '.join(INITS)}.")
 
 
+def check_seed(seed: int) -> None:
+    """torch.manual_seed takes a 64-bit seed."""
+    if not 0 <= seed < 2**63:
+        raise LessonInputError(f"seed must be between 0 and 2**63 - 1; got {seed}.")
+
+
 def check_dead(dead_units: int, steps: int, hidden: int, lim: ActivationLimits) -> None:
     """The dead-ReLU demo's own bounds."""
     if not 0 <= dead_units <= hidden:
@@ -206,6 +212,7 @@ def explore(params: ActivationParams, limits: ActivationLimits) -> dict[str, obj
     check_curve(params.x_min, params.x_max, POINTS, params.negative_slope, limits)
     check_stack(params.depth, params.width, params.init, limits)
     check_dead(params.dead_units, params.steps, 16, limits)
+    check_seed(params.seed)
     curve = activation_curve(params.name, params.x_min, params.x_max, POINTS, params.negative_slope)
     x = torch.tensor(curve["x"])
     vanishing = {

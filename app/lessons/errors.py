@@ -18,7 +18,14 @@ class LimitExceeded(LessonInputError):
         self.limit_name = limit_name
         self.limit = limit
         self.got = got
-        super().__init__(f"{what} is {got:g}, over the limit of {limit:g} (setting {limit_name}).")
+        super().__init__(
+            f"{what} is {_show(got)}, over the limit of {_show(limit)} (setting {limit_name})."
+        )
+
+
+def _show(value: float) -> str:
+    """Whole numbers in full (1000000, not 1e+06); others compactly."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 def check_limit(what: str, limit_name: str, limit: float, got: float) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import plotly
@@ -57,6 +58,12 @@ def _sources() -> Iterator[tuple[str, bytes]]:
     css = HtmlFormatter(style="friendly").get_style_defs(".code")
     dark = HtmlFormatter(style="monokai").get_style_defs(".dark .code")
     yield "css/pygments.css", f"{css}\n{dark}\n".encode()
+
+
+@lru_cache(maxsize=1)
+def load_assets() -> AssetStore:
+    """The process's assets: read and compressed once, however many apps are built."""
+    return AssetStore()
 
 
 class AssetStore:

@@ -78,7 +78,13 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return "; ".join(sentences) + more, clean
 
 
-def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
+def body_too_large(limit: int, got: int | None) -> str:
+    """The 413 message: the limit, and the size when the client declared it."""
+    size = f" ({got} bytes)" if got is not None else ""
+    return f"The request body{size} is over the limit of {limit} bytes (setting max_json_bytes)."
+
+
+def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping from exceptions to responses on ``app``."""
 
     @app.exception_handler(LessonError)
@@ -95,13 +101,6 @@ def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
         detail = str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is nothing at {request.url.path}."
-        elif exc.status_code == 413:
-            got = request.headers.get("content-length")
-            size = f" ({got} bytes)" if got else ""
-            detail = (
-                f"The request body{size} is over the limit of {max_body_bytes} bytes "
-                "(setting max_json_bytes)."
-            )
         return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)

@@ -84,6 +84,7 @@ def vanishing_endpoint(body: VanishingRequest, limits: ActivationLimitsDep) -> V
     activations.check_name(body.activation)
     activations.check_slope(body.negative_slope)
     activations.check_stack(body.depth, body.width, body.init, limits)
+    activations.check_seed(body.seed)
     norms = activations.vanishing_gradients(
         body.activation, body.depth, body.width, body.seed, body.init, body.negative_slope
     )
@@ -96,6 +97,7 @@ def dead_relu_endpoint(body: DeadReluRequest, limits: ActivationLimitsDep) -> De
     """Train a small net whose hidden units start dead: ReLU stays stuck, leaky ReLU learns."""
     activations.check_slope(body.negative_slope)
     activations.check_dead(body.dead_units, body.steps, 16, limits)
+    activations.check_seed(body.seed)
     out = activations.dead_relu_training(
         body.negative_slope, body.dead_units, body.steps, body.seed
     )

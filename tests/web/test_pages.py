@@ -1,0 +1,124 @@
+"""Pages, static files and errors through the app."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+from fastapi.testclient import TestClient
+
+from app.lessons.registry import LESSONS
+
+
+def test_home_lists_every_lesson_in_the_notes_order(client: TestClient) -> None:
+    html = client.get("/").text
+    positions = [html.index(f'href="{lesson.path}"') for lesson in LESSONS]
+    assert positions == sorted(positions)
+    assert html.count("Coming soon") == sum(not lesson.live for lesson in LESSONS)
+
+
+def test_coming_soon_lessons_are_pages_not_404s(client: TestClient) -> None:
+    for lesson in LESSONS:
+        r = client.get(lesson.path)
+        assert r.status_code == 200, lesson.slug
+        assert ("Coming soon" in r.text) == (not lesson.live)
+
+
+def test_a_live_lesson_page_shows_figures_controls_and_its_real_code(client: TestClient) -> None:
+    html = client.get("/lessons/softmax-cross-entropy").text
+    assert 'id="controls"' in html and 'name="temperature"' in html
+    assert html.count('class="plot-data"') == 7
+    text = html_text(html)
+    assert "def softmax_cross_entropy" in text
+    assert "loss = nn.CrossEntropyLoss()(scaled, target)" in text
+
+
+def html_text(html: str) -> str:
+    """The page's text as a reader sees it: tags dropped, entities decoded."""
+    import html as html_module
+
+    return html_module.unescape(re.sub(r"<[^>]+>", "", html))
+
+
+def test_the_page_state_comes_from_the_url(client: TestClient) -> None:
+    html = client.get("/lessons/softmax-cross-entropy?logits=1,2,3,4&target=3&temperature=2").text
+    assert html.count('data-logit="') == 4
+    assert re.search(r'name="target" value="3"\s+checked', html)
+    assert 'id="temperature" min="0.1" max="5" step="0.05" value="2.0"' in html
+
+
+def test_bad_page_state_is_a_422_page_that_names_the_field(client: TestClient) -> None:
+    r = client.get("/lessons/softmax-cross-entropy?temperature=hot")
+    assert r.status_code == 422
+    assert "text/html" in r.headers["content-type"] and "temperature must be a number" in r.text
+    r = client.get("/lessons/activations?depth=100000")
+    assert r.status_code == 422 and "max_depth" in r.text
+
+
+def test_the_partial_is_the_changing_part_of_the_page(client: TestClient) -> None:
+    r = client.get("/lessons/activations/partial?name=relu&depth=5")
+    assert r.status_code == 200
+    assert "<html" not in r.text and 'data-slot="fig-curve"' in r.text
+    assert "Vanishing gradients through 5 layers" in r.text
+
+
+def test_unknown_pages_get_an_html_404_and_api_paths_get_json(client: TestClient) -> None:
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and "text/html" in page.headers["content-type"]
+    assert "Page not found" in page.text
+    api = client.get("/api/nothing-here")
+    assert api.status_code == 404 and api.json()["detail"]
+
+
+def test_static_assets_are_fingerprinted_cached_forever_and_gzipped(client: TestClient) -> None:
+    html = client.get("/lessons/activations").text
+    urls = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert any("vendor/plotly.min." in u for u in urls)
+    for url in urls:
+        assert re.search(r"\.[0-9a-f]{10}\.\w+$", url), url
+        r = client.get(url, headers={"accept-encoding": "gzip"})
+        assert r.status_code == 200
+        assert "immutable" in r.headers["cache-control"]
+        assert r.headers["content-encoding"] == "gzip"
+
+
+def test_plotly_is_served_from_the_plotly_package(client: TestClient) -> None:
+    import plotly
+
+    from app.web.assets import PLOTLY_JS
+
+    html = client.get("/lessons/activations").text
+    url = re.search(r'src="(/static/vendor/plotly\.min\.[0-9a-f]+\.js)"', html)
+    assert url
+    r = client.get(url.group(1), headers={"accept-encoding": "identity"})
+    assert r.content == PLOTLY_JS.read_bytes()
+    assert plotly.__file__  # the package, not a CDN, is the source
+
+
+def test_an_unfingerprinted_asset_is_revalidated_and_unzips_to_the_file(
+    client: TestClient,
+) -> None:
+    raw = client.get("/static/css/app.css", headers={"accept-encoding": "identity"})
+    assert raw.headers["cache-control"] == "no-cache"
+    assert raw.content.startswith(b"/* PyTorch Explorer")
+    with client.stream("GET", "/static/css/app.css", headers={"accept-encoding": "gzip"}) as r:
+        assert r.headers["content-encoding"] == "gzip"
+        assert gzip.decompress(b"".join(r.iter_raw())) == raw.content
+    etag = raw.headers["etag"]
+    assert client.get("/static/css/app.css", headers={"if-none-match": etag}).status_code == 304
+
+
+def test_pages_are_gzipped_and_carry_security_headers(client: TestClient) -> None:
+    r = client.get("/lessons/softmax-cross-entropy", headers={"accept-encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+    csp = r.headers["content-security-policy"]
+    script_src = csp.split("script-src")[1].split(";")[0]
+    assert "'self'" in script_src and "unsafe-inline" not in script_src
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"
+
+
+def test_no_page_loads_anything_from_another_host(client: TestClient) -> None:
+    for path in ["/", *(lesson.path for lesson in LESSONS)]:
+        html = client.get(path).text
+        assert not re.search(r'(?:src|href)="(?:https?:)?//', html), path
