@@ -12,7 +12,7 @@ from app.config import Settings, get_settings
 from app.lessons.runtime import configure_torch
 from app.web.assets import load_assets
 from app.web.errors import body_too_large, error_response, install_error_handlers
-from app.web.routes import api, pages, static
+from app.web.routes import api, docs, pages, static
 from app.web.templating import make_templates
 
 SECURITY_HEADERS = [
@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="PyTorch Explorer",
         version="0.1.0",
-        description="PyTorch's core ideas, computed by real PyTorch. See API.md for the contract.",
+        description="PyTorch's core ideas, computed by real PyTorch.",
+        docs_url=None,  # our /docs is rendered on the server: no CDN, no inline script
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.assets = load_assets()
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(static.router)
+    app.include_router(docs.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
     app.add_middleware(SecurityHeaders)

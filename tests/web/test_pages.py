@@ -122,3 +122,17 @@ def test_no_page_loads_anything_from_another_host(client: TestClient) -> None:
     for path in ["/", *(lesson.path for lesson in LESSONS)]:
         html = client.get(path).text
         assert not re.search(r'(?:src|href)="(?:https?:)?//', html), path
+
+
+def test_docs_lists_every_route_with_its_models_and_loads_nothing_remote(
+    client: TestClient,
+) -> None:
+    schema = client.get("/openapi.json").json()
+    html = client.get("/docs").text
+    for path, item in schema["paths"].items():
+        for method in item:
+            assert f"{method.upper()}</span> <code>{path}</code>" in html, (method, path)
+    assert "Request body (JSON)" in html and "Response (JSON)" in html
+    assert "SoftmaxRequest" not in html or '"logits"' in html  # models inlined, not just named
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
+    assert "<script>" not in html  # nothing inline: the CSP would refuse it
