@@ -43,7 +43,7 @@ def operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
             if op is None:
                 continue
             body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
-            ok = next(
+            ok: dict[str, Any] = next(
                 (r for code, r in op.get("responses", {}).items() if code.startswith("2")), {}
             )
             response = ok.get("content", {}).get("application/json", {}).get("schema")
