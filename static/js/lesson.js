@@ -30,6 +30,15 @@ function showError(message) {
 
 // Swap each changed slot of the page for the server's new one; figures are redrawn in place.
 function patch(fragment) {
+  // Text outside slots (headings and paragraphs that name a value) is matched by position, so
+  // take both lists before any slot is swapped in.
+  const pairs = ["section > h2", "section > p:not([data-slot])"].flatMap((selector) => {
+    const mine = [...output.querySelectorAll(selector)];
+    return [...fragment.querySelectorAll(selector)].map((fresh, i) => [mine[i], fresh]);
+  });
+  for (const [mine, fresh] of pairs) {
+    if (mine && mine.innerHTML !== fresh.innerHTML) mine.innerHTML = fresh.innerHTML;
+  }
   for (const fresh of fragment.querySelectorAll("[data-slot]")) {
     const current = output.querySelector(`[data-slot="${fresh.dataset.slot}"]`);
     if (!current) continue;
@@ -37,19 +46,8 @@ function patch(fragment) {
       current.querySelector("script.plot-data").textContent = fresh.querySelector("script.plot-data").textContent;
       draw(current);
     } else if (current.outerHTML !== fresh.outerHTML) {
-      current.replaceWith(fresh);
+      current.replaceWith(fresh.cloneNode(true));
     }
-  }
-  // Text outside slots (headings that name a value) follows the fresh fragment too.
-  for (const heading of fragment.querySelectorAll("section > h2")) {
-    const index = [...fragment.querySelectorAll("section > h2")].indexOf(heading);
-    const mine = output.querySelectorAll("section > h2")[index];
-    if (mine && mine.innerHTML !== heading.innerHTML) mine.innerHTML = heading.innerHTML;
-  }
-  for (const para of fragment.querySelectorAll("section > p")) {
-    const index = [...fragment.querySelectorAll("section > p")].indexOf(para);
-    const mine = output.querySelectorAll("section > p")[index];
-    if (mine && mine.innerHTML !== para.innerHTML) mine.innerHTML = para.innerHTML;
   }
 }
 
@@ -168,5 +166,5 @@ document.addEventListener("keydown", (event) => {
   if (handler && handler({ form, update, navigate })) event.preventDefault();
 });
 
-window.addEventListener("DOMContentLoaded", () => drawAll(output));
-if (document.readyState !== "loading" && window.Plotly) drawAll(output);
+// A module runs once the document is parsed, after the deferred plotly.js: draw once, now.
+drawAll(output);

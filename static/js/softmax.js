@@ -19,9 +19,12 @@ for (const slider of sliders) {
   });
 }
 
+// A new number of classes changes the page's structure: reload it. Anything else, including a
+// value that is not a number, goes through the in-place update, which shows the server's message.
 typed.addEventListener("change", () => {
-  const count = typed.value.split(",").filter((p) => p.trim()).length;
-  if (count !== sliders.length) navigate();
+  const parts = typed.value.split(",").filter((p) => p.trim());
+  const numbers = parts.every((p) => Number.isFinite(Number(p)));
+  if (numbers && parts.length !== sliders.length) navigate();
 });
 
 document.getElementById("add-class")?.addEventListener("click", () => {
