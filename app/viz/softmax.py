@@ -5,187 +5,182 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import plotly.graph_objects as go
-
-from app.viz.common import HIGHLIGHT, MUTED, PALETTE, class_labels, layout, to_spec
+from app.viz.common import (
+    HIGHLIGHT,
+    MUTED,
+    PALETTE,
+    Figure,
+    axis,
+    bar,
+    class_labels,
+    figure,
+    hline,
+    layout,
+    line,
+    vline,
+)
 
 
 def _bar_colours(count: int, target: int) -> list[str]:
     return [HIGHLIGHT if i == target else MUTED for i in range(count)]
 
 
-def probabilities(result: dict[str, Any]) -> dict[str, Any]:
+def _class_bars(result: dict[str, Any], values: list[float], text: str, hover: str) -> dict:
+    k, target = result["classes"], result["target"]
+    return bar(
+        class_labels(k),
+        values,
+        marker={"color": _bar_colours(k, target)},
+        text=[format(v, text) for v in values],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate=hover,
+    )
+
+
+def probabilities(result: dict[str, Any]) -> Figure:
     """softmax(logits / T) per class, the true class highlighted."""
-    k, target = result["classes"], result["target"]
     p = result["probabilities"]
-    fig = go.Figure(
-        go.Bar(
-            x=class_labels(k),
-            y=p,
-            marker_color=_bar_colours(k, target),
-            text=[f"{v:.3f}" for v in p],
-            textposition="outside",
-            hovertemplate="%{x}: p = %{y:.4f}<extra></extra>",
-        )
+    trace = _class_bars(result, p, ".3f", "%{x}: p = %{y:.4f}<extra></extra>")
+    return figure(
+        [trace],
+        layout("Probabilities: softmax(logits / T)", yaxis=axis("p", range=[0, 1.12])),
     )
-    fig.update_layout(layout("Probabilities: softmax(logits / T)", yaxis="p"))
-    fig.update_yaxes(range=[0, 1.12])
-    return to_spec(fig)
 
 
-def negative_log(result: dict[str, Any]) -> dict[str, Any]:
+def negative_log(result: dict[str, Any]) -> Figure:
     """-log p per class: the loss is the bar of the true class."""
-    k, target = result["classes"], result["target"]
     values = [-v for v in result["log_probabilities"]]
-    fig = go.Figure(
-        go.Bar(
-            x=class_labels(k),
-            y=values,
-            marker_color=_bar_colours(k, target),
-            text=[f"{v:.3f}" for v in values],
-            textposition="outside",
-            hovertemplate="%{x}: -log p = %{y:.4f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        layout(f"-log p: the loss is class {target}'s bar = {result['loss']:.4f}", yaxis="-log p")
-    )
-    fig.update_yaxes(range=[0, max(values) * 1.2 + 0.1])
-    return to_spec(fig)
+    trace = _class_bars(result, values, ".3f", "%{x}: -log p = %{y:.4f}<extra></extra>")
+    title = f"-log p: the loss is class {result['target']}'s bar = {result['loss']:.4f}"
+    top = max(values) * 1.2 + 0.1
+    return figure([trace], layout(title, yaxis=axis("-log p", range=[0, top])))
 
 
-def gradient(result: dict[str, Any]) -> dict[str, Any]:
+def gradient(result: dict[str, Any]) -> Figure:
     """d loss / d logits from autograd, which equals (p - one_hot) / T."""
-    k, target = result["classes"], result["target"]
     g = result["gradient"]
-    fig = go.Figure(
-        go.Bar(
-            x=class_labels(k),
-            y=g,
-            marker_color=_bar_colours(k, target),
-            text=[f"{v:+.3f}" for v in g],
-            textposition="outside",
-            hovertemplate="%{x}: dL/dz = %{y:.4f}<extra></extra>",
-        )
+    trace = _class_bars(result, g, "+.3f", "%{x}: dL/dz = %{y:.4f}<extra></extra>")
+    span = [min(-1.1, min(g) * 1.2), max(1.1, max(g) * 1.2)]
+    return figure(
+        [trace], layout("Gradient d loss / d logits (autograd)", yaxis=axis("dL/dz", range=span))
     )
-    fig.update_layout(layout("Gradient d loss / d logits (autograd)", yaxis="dL/dz"))
-    fig.update_yaxes(range=[min(-1.1, min(g) * 1.2), max(1.1, max(g) * 1.2)])
-    return to_spec(fig)
 
 
-def temperature(result: dict[str, Any]) -> dict[str, Any]:
+def temperature(result: dict[str, Any]) -> Figure:
     """Each class's probability as temperature goes from 0.1 to 10, with the chosen T marked."""
     ts = result["sweep_temperatures"]
     rows = result["sweep_probabilities"]
-    fig = go.Figure()
-    for i in range(result["classes"]):
-        fig.add_trace(
-            go.Scatter(
-                x=ts,
-                y=[row[i] for row in rows],
-                mode="lines",
-                name=f"class {i}",
-                line={
-                    "color": PALETTE[i % len(PALETTE)],
-                    "width": 3 if i == result["target"] else 2,
-                },
-                hovertemplate=f"class {i}: T = %{{x:.2f}}, p = %{{y:.3f}}<extra></extra>",
-            )
+    traces = [
+        line(
+            ts,
+            [row[i] for row in rows],
+            name=f"class {i}",
+            line={"color": PALETTE[i % len(PALETTE)], "width": 3 if i == result["target"] else 2},
+            hovertemplate=f"class {i}: T = %{{x:.2f}}, p = %{{y:.3f}}<extra></extra>",
         )
-    fig.add_vline(x=result["temperature"], line_dash="dash", line_color="#555")
-    fig.update_layout(layout("Temperature: T < 1 sharpens, T > 1 flattens", "T", "p"))
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(range=[0, 1.02])
-    return to_spec(fig)
+        for i in range(result["classes"])
+    ]
+    return figure(
+        traces,
+        layout(
+            "Temperature: T < 1 sharpens, T > 1 flattens",
+            xaxis=axis("T", type="log"),
+            yaxis=axis("p", range=[0, 1.02]),
+            shapes=[vline(result["temperature"])],  # shapes take data values, even on a log axis
+        ),
+    )
 
 
-def mistake(result: dict[str, Any]) -> dict[str, Any]:
+def mistake(result: dict[str, Any]) -> Figure:
     """Loss as the network grows confident: right use falls to 0, softmax-then-CE stalls."""
     scales = result["mistake_scales"]
     sweep = result["mistake_sweep"]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=scales,
-            y=[s["right_loss"] for s in sweep],
+    traces = [
+        line(
+            scales,
+            [s["right_loss"] for s in sweep],
             name="CrossEntropyLoss(logits)",
             line={"color": PALETTE[2], "width": 3},
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=scales,
-            y=[s["wrong_loss"] for s in sweep],
+        ),
+        line(
+            scales,
+            [s["wrong_loss"] for s in sweep],
             name="CrossEntropyLoss(softmax(logits)): wrong",
             line={"color": HIGHLIGHT, "width": 3, "dash": "dash"},
-        )
+        ),
+    ]
+    return figure(
+        traces,
+        layout("Softmax before CrossEntropyLoss: the loss cannot reach 0", "logits × s", "loss"),
     )
-    fig.update_layout(
-        layout("Softmax before CrossEntropyLoss: the loss cannot reach 0", "logits × s", "loss")
-    )
-    return to_spec(fig)
 
 
-def batch(result: dict[str, Any]) -> dict[str, Any]:
-    """Per-sample probabilities (heatmap) beside per-sample losses and their mean."""
+def batch(result: dict[str, Any]) -> Figure:
+    """Per-sample probabilities as a heatmap, each true class outlined."""
     probs = result["batch_probabilities"]
     targets = result["batch_targets"]
-    n, k = len(probs), len(probs[0])
     rows = [f"sample {i} (y={t})" for i, t in enumerate(targets)]
-    fig = go.Figure(
-        go.Heatmap(
-            z=probs,
-            x=class_labels(k),
-            y=rows,
-            zmin=0,
-            zmax=1,
-            colorscale="Blues",
-            text=[[f"{v:.2f}" for v in row] for row in probs],
-            texttemplate="%{text}",
-            hovertemplate="%{y}, %{x}: p = %{z:.3f}<extra></extra>",
-            showscale=False,
-        )
+    trace = {
+        "type": "heatmap",
+        "z": probs,
+        "x": class_labels(len(probs[0])),
+        "y": rows,
+        "zmin": 0,
+        "zmax": 1,
+        "colorscale": "Blues",
+        "text": [[f"{v:.2f}" for v in row] for row in probs],
+        "texttemplate": "%{text}",
+        "hovertemplate": "%{y}, %{x}: p = %{z:.3f}<extra></extra>",
+        "showscale": False,
+    }
+    outlines = [
+        {
+            "type": "rect", "x0": t - 0.5, "x1": t + 0.5, "y0": i - 0.5, "y1": i + 0.5,
+            "line": {"color": HIGHLIGHT, "width": 3},
+        }
+        for i, t in enumerate(targets)
+    ]  # fmt: skip
+    return figure(
+        [trace],
+        layout(
+            "A batch: each row is softmax of one sample",
+            height=120 + 50 * len(probs),
+            yaxis=axis(autorange="reversed"),
+            shapes=outlines,
+        ),
     )
-    for i, t in enumerate(targets):
-        fig.add_shape(
-            type="rect",
-            x0=t - 0.5,
-            x1=t + 0.5,
-            y0=i - 0.5,
-            y1=i + 0.5,
-            line={"color": HIGHLIGHT, "width": 3},
-        )
-    fig.update_layout(layout("A batch: each row is softmax of one sample", height=120 + 50 * n))
-    fig.update_yaxes(autorange="reversed")
-    return to_spec(fig)
 
 
-def batch_losses(result: dict[str, Any]) -> dict[str, Any]:
+def batch_losses(result: dict[str, Any]) -> Figure:
     """-log p[y] per sample; nn.CrossEntropyLoss() returns their mean."""
     losses = result["batch_losses"]
     mean = result["batch_mean"]
-    labels = [f"sample {i}" for i in range(len(losses))]
-    fig = go.Figure(
-        go.Bar(
-            x=labels,
-            y=losses,
-            marker_color=MUTED,
-            text=[f"{v:.3f}" for v in losses],
-            textposition="outside",
-        )
+    trace = bar(
+        [f"sample {i}" for i in range(len(losses))],
+        losses,
+        marker={"color": MUTED},
+        text=[f"{v:.3f}" for v in losses],
+        textposition="outside",
+        cliponaxis=False,
     )
-    fig.add_hline(
-        y=mean, line_color=HIGHLIGHT, line_dash="dash", annotation_text=f"mean = {mean:.4f}"
+    top = max([*losses, mean]) if all(math.isfinite(v) for v in losses) else 1.0
+    note = {
+        "xref": "paper", "x": 1, "xanchor": "right", "y": mean, "yanchor": "bottom",
+        "text": f"mean = {mean:.4f}", "showarrow": False, "font": {"color": HIGHLIGHT},
+    }  # fmt: skip
+    return figure(
+        [trace],
+        layout(
+            "Per-sample loss, and the mean CrossEntropyLoss() returns",
+            yaxis=axis("loss", range=[0, top * 1.3 + 0.1]),
+            shapes=[hline(mean)],
+            annotations=[note],
+        ),
     )
-    top = max(losses + [mean]) if all(math.isfinite(v) for v in losses) else 1.0
-    fig.update_layout(
-        layout("Per-sample loss, and the mean CrossEntropyLoss() returns", yaxis="loss")
-    )
-    fig.update_yaxes(range=[0, top * 1.3 + 0.1])
-    return to_spec(fig)
 
 
-def figures(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def figures(result: dict[str, Any]) -> dict[str, Figure]:
     """Every figure of the lesson page, by id."""
     return {
         "probabilities": probabilities(result),
