@@ -41,6 +41,22 @@ class Settings(BaseSettings):
     max_width: int = Field(default=256, ge=1, description="units per layer in that stack")
     max_train_steps: int = Field(default=500, ge=1, description="SGD steps in the dead-ReLU demo")
 
+    # Learner programs (the sandbox): each bound is checked before the work it guards.
+    program_max_code_chars: int = Field(default=20_000, ge=10)
+    program_max_statements: int = Field(default=10_000, ge=1, description="statements run")
+    program_max_loop_iterations: int = Field(default=10_000, ge=1)
+    program_max_tensor_elements: int = Field(default=1_000_000, ge=1)
+    program_max_total_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    program_max_int_bits: int = Field(default=4096, ge=64)
+    program_max_seconds: float = Field(default=5.0, gt=0, description="wall time per program")
+    program_max_display_elements: int = Field(default=400, ge=1)
+    program_max_steps_recorded: int = Field(default=2_000, ge=1)
+    # Worker processes that run programs (0: one per CPU), and how long a request may wait for one.
+    program_workers: int = Field(default=0, ge=0, le=64)
+    program_queue_seconds: float = Field(default=10.0, gt=0)
+    # Start a sandbox worker when the server starts, so the first program does not wait for one.
+    program_prewarm: bool = True
+
     def limits(self) -> dict[str, int | float]:
         """The limits a client may hit, by name, as ``GET /api/limits`` lists them."""
         names = [
@@ -55,6 +71,15 @@ class Settings(BaseSettings):
             "max_depth",
             "max_width",
             "max_train_steps",
+            "program_max_code_chars",
+            "program_max_statements",
+            "program_max_loop_iterations",
+            "program_max_tensor_elements",
+            "program_max_total_bytes",
+            "program_max_int_bits",
+            "program_max_seconds",
+            "program_max_display_elements",
+            "program_max_steps_recorded",
         ]
         return {name: getattr(self, name) for name in names}
 

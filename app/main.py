@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -12,7 +15,7 @@ from app.config import Settings, get_settings
 from app.lessons.runtime import configure_torch
 from app.web.assets import load_assets
 from app.web.errors import body_too_large, error_response, install_error_handlers
-from app.web.routes import api, docs, pages, static
+from app.web.routes import api, docs, pages, programs, static
 from app.web.templating import make_templates
 
 SECURITY_HEADERS = [
@@ -88,7 +91,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A PyTorch Explorer app with its own settings (tests pass theirs)."""
     settings = settings or get_settings()
     configure_torch(settings.torch_threads)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.program_prewarm:
+            programs.warm_sandbox(settings)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="PyTorch Explorer",
         version="0.1.0",
         description="PyTorch's core ideas, computed by real PyTorch.",
@@ -100,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates(app.state.assets)
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(programs.router)
     app.include_router(pages.router)
     app.include_router(static.router)
     app.include_router(docs.router)

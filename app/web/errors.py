@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.lessons.errors import LessonError
+from app.sandbox import SandboxRefused
+from app.sandbox.isolation import SandboxBusy
 from app.web.templating import render
 
 log = logging.getLogger("app.errors")
@@ -90,6 +92,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LessonError)
     async def lesson_error(request: Request, exc: LessonError) -> Response:
         return error_response(request, 422, str(exc))
+
+    @app.exception_handler(SandboxRefused)
+    async def program_refused(request: Request, exc: SandboxRefused) -> Response:
+        extra = {"line": exc.line, "limit": getattr(exc, "limit", None)}
+        return error_response(request, 422, str(exc), extra)
+
+    @app.exception_handler(SandboxBusy)
+    async def sandbox_busy(request: Request, exc: SandboxBusy) -> Response:
+        retry = {"Retry-After": "5"}
+        return error_response(request, 429, str(exc), headers=retry)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

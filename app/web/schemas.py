@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,3 +87,78 @@ class LessonView(BaseModel):
     params: dict[str, object]
     result: dict[str, object]
     figures: dict[str, dict[str, object]]
+
+
+# ---- programs ----------------------------------------------------------------------------------
+
+EXAMPLE_PROGRAM = "x = torch.tensor([1., 2.], requires_grad=True)\ny = x + 2\nz = y * y\n"
+
+
+class ProgramRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": EXAMPLE_PROGRAM}]})
+
+    code: str = Field(description="PyTorch-flavoured Python: parsed and interpreted, never exec'd")
+
+
+class ProgramError(BaseModel):
+    line: int | None = Field(description="the failing line, 1-based")
+    message: str = Field(description="PyTorch's own message")
+
+
+class Step(BaseModel):
+    line: int
+    source: str
+    variables: dict[str, dict[str, Any]] = Field(
+        description='name -> Value: {"kind": "tensor", "shape", "dtype", "stride", "values", '
+        '"requires_grad", "is_leaf", "grad_fn", "grad", "storage", "version"}, '
+        '{"kind": "ndarray", ...} or {"kind": "number", "value"}'
+    )
+    stdout: str
+
+
+class ProgramResponse(BaseModel):
+    steps: list[Step]
+    error: ProgramError | None
+    truncated: bool = Field(default=False, description="later steps ran but were not recorded")
+
+
+class GraphRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": EXAMPLE_PROGRAM, "backward": None}]}
+    )
+
+    code: str
+    backward: str | None = Field(
+        default=None, description="a variable to call .backward() on (a scalar), or null"
+    )
+
+
+class GraphNode(BaseModel):
+    id: str
+    kind: Literal["tensor", "function"]
+    label: str = Field(description="PyTorch's grad_fn class name, or the variable's name")
+    variable: str | None
+    shape: list[int] | None
+    value: Any = None
+    grad: Any = None
+
+
+class GraphEdge(BaseModel):
+    source: str = Field(description="forward direction: input -> function -> output")
+    target: str
+
+
+class BackStep(BaseModel):
+    node: str
+    grad_outputs: list[Any]
+    grad_inputs: list[Any]
+
+
+class GraphResponse(BaseModel):
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    backward_steps: list[BackStep]
+    variables: dict[str, dict[str, Any]]
+    error: ProgramError | None
+    truncated: bool = False
+    stdout: str = ""

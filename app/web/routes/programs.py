@@ -1,0 +1,76 @@
+"""Learner-typed PyTorch: run it step by step, or draw its autograd graph (API.md "Programs").
+
+Programs run in the sandbox's worker processes, reached from a worker thread (these routes are
+plain ``def``), so a slow program never stalls the event loop or other requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.config import Settings
+from app.sandbox import SandboxLimits, run_program_isolated
+from app.sandbox.isolation import configure_pool, get_pool
+from app.web.deps import SettingsDep
+from app.web.schemas import GraphRequest, GraphResponse, ProgramRequest, ProgramResponse
+
+router = APIRouter(tags=["programs"])
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    """The sandbox's limits, from settings."""
+    return SandboxLimits(
+        max_code_chars=settings.program_max_code_chars,
+        max_statements=settings.program_max_statements,
+        max_loop_iterations=settings.program_max_loop_iterations,
+        max_tensor_elements=settings.program_max_tensor_elements,
+        max_total_bytes=settings.program_max_total_bytes,
+        max_int_bits=settings.program_max_int_bits,
+        max_seconds=settings.program_max_seconds,
+        max_display_elements=settings.program_max_display_elements,
+        max_steps_recorded=settings.program_max_steps_recorded,
+    )
+
+
+def ensure_pool(settings: Settings) -> None:
+    """Size the process's worker pool from settings, once; later apps reuse the warm workers."""
+    size = settings.program_workers or None
+    pool = get_pool()
+    wanted = size or pool.size
+    if pool.size != wanted or pool.wait_seconds != settings.program_queue_seconds:
+        configure_pool(size, settings.program_queue_seconds)
+
+
+_warmed = False
+
+
+def warm_sandbox(settings: Settings) -> None:
+    """Start one worker in the background, once per process, so the first program is quick."""
+    global _warmed
+    if not _warmed:
+        _warmed = True
+        ensure_pool(settings)
+        get_pool().warm(1, wait=False)
+
+
+def _run(code: str, settings: Settings, kind: str, backward: str | None = None) -> dict[str, Any]:
+    ensure_pool(settings)
+    return run_program_isolated(code, sandbox_limits(settings), kind, backward)  # type: ignore[arg-type]
+
+
+@router.post("/api/tensors/run")
+def run_tensors(body: ProgramRequest, settings: SettingsDep) -> ProgramResponse:
+    """Run a program one statement at a time; every variable after every step.
+
+    A program the sandbox refuses is a 422 naming the line and the reason; a runtime error
+    inside an allowed program is a 200 with the steps so far and ``error``.
+    """
+    return ProgramResponse.model_validate(_run(body.code, settings, "run"))
+
+
+@router.post("/api/autograd/graph")
+def autograd_graph(body: GraphRequest, settings: SettingsDep) -> GraphResponse:
+    """The program's real autograd graph, and with ``backward`` set, the engine's backward steps."""
+    return GraphResponse.model_validate(_run(body.code, settings, "graph", body.backward))
