@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.lessons.registry import LESSONS
-from app.web.lesson_views import VIEWS
+from app.web.views import VIEWS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = Path(__file__).resolve().parents[2] / "shared" / "curriculum-notes.md"

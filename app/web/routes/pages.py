@@ -8,9 +8,9 @@ from starlette.exceptions import HTTPException
 
 from app.lessons.registry import BY_SLUG, LESSONS, Lesson, neighbours
 from app.web.deps import SettingsDep
-from app.web.lesson_views import VIEWS, LessonView
 from app.web.schemas import LessonView as LessonViewModel
 from app.web.templating import render
+from app.web.views import VIEWS, LessonView
 
 router = APIRouter()
 

@@ -1,0 +1,10 @@
+"""Every live lesson page's view, by slug: one module per lesson."""
+
+from __future__ import annotations
+
+from app.web.views import activations, softmax
+from app.web.views.base import LessonView
+
+VIEWS: dict[str, LessonView] = {view.slug: view for view in (softmax.VIEW, activations.VIEW)}
+
+__all__ = ["VIEWS", "LessonView"]
