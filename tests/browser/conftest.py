@@ -1,0 +1,320 @@
+"""Browser tests: the real server in a subprocess, driven by Debian's Chromium through Playwright.
+
+Every page a test opens is watched: a console error, a Content Security Policy refusal, an
+uncaught exception, a failed request or an HTTP error from the app fails the test at teardown,
+unless the test declared that status as expected (``problems.expect(404, "/nope")``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+CHROMIUM = os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STARTUP_TIMEOUT_S = 30.0
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 10_000  # generous: a busy two-core machine draws a lesson's figures in ~2 s
+
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test in this folder is a browser test."""
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real app, served by uvicorn on a free port, with its data in a temporary folder."""
+    tmp = tmp_path_factory.mktemp("server")
+    log_path = tmp / "server.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {"EXPLORER_DATA_DIR": str(tmp / "data"), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_up(url, process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(
+                f"The server exited with code {process.returncode} before answering /healthz.\n"
+                f"Its log:\n{log_path.read_text(errors='replace')}",
+                pytrace=False,
+            )
+        try:
+            response = httpx.get(f"{url}/healthz", timeout=2.0)
+            if response.status_code == 200:
+                return
+            last_error = f"/healthz answered {response.status_code}"
+        except httpx.HTTPError as error:
+            last_error = repr(error)
+        time.sleep(0.1)
+    process.kill()
+    process.wait(timeout=10)
+    pytest.fail(
+        f"The server did not answer GET /healthz with 200 within {STARTUP_TIMEOUT_S:g} s "
+        f"({last_error}).\nIts log:\n{log_path.read_text(errors='replace')}",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    """Debian's headless Chromium; missing Chromium is a failure, never a silent skip."""
+    if not Path(CHROMIUM).is_file() or not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"Chromium is not at {CHROMIUM}: run make test, which installs Debian's chromium "
+            "(or set EXPLORER_CHROMIUM to a Chromium binary).",
+            pytrace=False,
+        )
+    browser = playwright_instance.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+    )
+    yield browser
+    browser.close()
+
+
+@dataclass
+class Problems:
+    """What went wrong in the browser during one test, and the HTTP errors it expected."""
+
+    origin: str
+    seen: list[str] = field(default_factory=list)
+    expected: list[tuple[int, str]] = field(default_factory=list)
+    _failed_loads: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def expect(self, status: int, path: str) -> None:
+        """Declare that the app answers ``path`` (query ignored) with ``status`` in this test."""
+        self.expected.append((status, path))
+
+    def _is_expected(self, status: int, url: str) -> bool:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}" == self.origin and (
+            (status, parts.path) in self.expected
+        )
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        text = message.text
+        if message.type == "error":
+            # Chromium logs every HTTP error response; those are judged as responses below.
+            if text.startswith("Failed to load resource: the server responded with a status of"):
+                status = int(text.split("status of ", 1)[1].split()[0])
+                self._failed_loads.append((status, message.location.get("url", ""), text))
+                return
+            self.seen.append(f"console error: {text} at {message.location}")
+        elif message.type == "warning" and ("Content Security Policy" in text or "Refused" in text):
+            self.seen.append(f"console warning: {text} at {message.location}")
+
+    def on_page_error(self, error: PlaywrightError) -> None:
+        self.seen.append(f"uncaught exception: {error.message}\n{error.stack or ''}")
+
+    def on_request_failed(self, request: Any) -> None:
+        self.seen.append(f"request failed: {request.method} {request.url}: {request.failure}")
+
+    def on_response(self, response: Any) -> None:
+        status, url = response.status, response.url
+        if status >= 400 and url.startswith(self.origin) and not self._is_expected(status, url):
+            self.seen.append(f"HTTP {status} from {url}")
+
+    def report(self) -> list[str]:
+        """Everything unexpected, the response-less resource errors included."""
+        found = list(self.seen)
+        for _status, url, text in self._failed_loads:
+            if not url.startswith(self.origin):  # the app's own are judged by on_response
+                found.append(f"console error: {text} at {url}")
+        return found
+
+
+@pytest.fixture
+def problems(base_url: str) -> Problems:
+    """The recorder the ``page`` fixture fills; tests call ``problems.expect(...)``."""
+    return Problems(origin=base_url)
+
+
+def _watched_page(browser: Browser, problems: Problems, viewport: dict[str, int]) -> Any:
+    context = browser.new_context(viewport=viewport, base_url=problems.origin)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.on("console", problems.on_console)
+    page.on("pageerror", problems.on_page_error)
+    page.on("requestfailed", problems.on_request_failed)
+    page.on("response", problems.on_response)
+    return context, page
+
+
+def _close_and_check(context: Any, problems: Problems) -> None:
+    found = problems.report()
+    context.close()
+    if found:
+        pytest.fail(
+            "The browser reported problems:\n" + "\n".join(f"- {p}" for p in found),
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def page(browser: Browser, problems: Problems) -> Iterator[Page]:
+    """A fresh desktop-sized page; any browser problem fails the test."""
+    context, page = _watched_page(browser, problems, DESKTOP)
+    yield page
+    _close_and_check(context, problems)
+
+
+@pytest.fixture
+def phone_page(browser: Browser, problems: Problems) -> Iterator[Page]:
+    """A fresh phone-sized (390x844) page, watched like ``page``."""
+    context, page = _watched_page(browser, problems, PHONE)
+    yield page
+    _close_and_check(context, problems)
+
+
+class Plots:
+    """Read what Plotly drew: each figure div keeps its traces on ``.data``."""
+
+    def wait_drawn(self, page: Page, *ids: str) -> None:
+        """Wait until every figure in ``ids`` (all on the page when empty) has its traces."""
+        page.wait_for_function(
+            """ids => {
+                const divs = ids.length
+                    ? ids.map((id) => document.getElementById(id))
+                    : [...document.querySelectorAll(".plot-wrap .plot")];
+                return divs.length > 0 && divs.every(
+                    (d) => d && Array.isArray(d.data) && d.data.length > 0
+                        && d.querySelector(".main-svg"));
+            }""",
+            arg=list(ids),
+        )
+
+    def trace(self, page: Page, fig_id: str, index: int = 0) -> dict[str, Any]:
+        """One trace as plotted (x, y, name, marker...)."""
+        return page.evaluate(
+            "([id, i]) => JSON.parse(JSON.stringify(document.getElementById(id).data[i]))",
+            [fig_id, index],
+        )
+
+    def traces(self, page: Page, fig_id: str) -> list[dict[str, Any]]:
+        """Every trace of a figure, as plotted."""
+        return page.evaluate(
+            "id => JSON.parse(JSON.stringify(document.getElementById(id).data))", fig_id
+        )
+
+    def values(self, page: Page, fig_id: str, key: str = "y", index: int = 0) -> list[Any]:
+        """``data[index][key]`` of a figure, e.g. the bar heights."""
+        return page.evaluate(
+            "([id, i, key]) => Array.from(document.getElementById(id).data[i][key])",
+            [fig_id, index, key],
+        )
+
+    def wait_for_number(self, page: Page, selector: str, expected: float, tol: float) -> None:
+        """Wait until the element's text reads as ``expected`` within ``tol``."""
+        try:
+            page.wait_for_function(
+                """([sel, want, tol]) => {
+                    const el = document.querySelector(sel);
+                    return el && Math.abs(Number(el.textContent) - want) <= tol;
+                }""",
+                arg=[selector, expected, tol],
+            )
+        except PlaywrightTimeoutError:
+            text = page.locator(selector).text_content()
+            pytest.fail(f"{selector} reads {text!r}, expected {expected} (± {tol})")
+
+    def wait_for_values(
+        self,
+        page: Page,
+        fig_id: str,
+        expected: Sequence[float],
+        key: str = "y",
+        index: int = 0,
+        tol: float = 1e-6,
+    ) -> None:
+        """Wait until ``data[index][key]`` equals ``expected`` within ``tol``, else say how not."""
+        want = [float(v) for v in expected]
+        try:
+            page.wait_for_function(
+                """([id, i, key, want, tol]) => {
+                    const d = document.getElementById(id);
+                    const got = d && d.data && d.data[i] && d.data[i][key];
+                    return got && got.length === want.length
+                        && want.every((w, j) => Math.abs(got[j] - w) <= tol);
+                }""",
+                arg=[fig_id, index, key, want, tol],
+            )
+        except PlaywrightTimeoutError:
+            got = self.values(page, fig_id, key, index)
+            pytest.fail(f"{fig_id} data[{index}].{key} is {got}, expected {want} (± {tol})")
+        got = self.values(page, fig_id, key, index)
+        assert all(math.isclose(g, w, abs_tol=tol) for g, w in zip(got, want, strict=True))
+
+
+@pytest.fixture(scope="session")
+def plots() -> Plots:
+    return Plots()

@@ -1,0 +1,84 @@
+"""The home page lists every lesson; live ones open working pages, the rest a "Coming soon" card."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from app.lessons.registry import BY_SLUG
+
+# The notes' order, written out here so the test checks it rather than copying it.
+NOTES_ORDER = [
+    "tensors",
+    "autograd",
+    "training-pipeline",
+    "datasets",
+    "transforms",
+    "softmax-cross-entropy",
+    "activations",
+    "cnn",
+    "transfer-learning",
+    "tracking",
+    "saving-loading",
+]
+
+
+def test_home_lists_all_eleven_lessons_in_the_notes_order(page: Page) -> None:
+    page.goto("/")
+    paths = [f"/lessons/{slug}" for slug in NOTES_ORDER]
+    titles = [BY_SLUG[slug].title for slug in NOTES_ORDER]
+
+    nav = page.locator("#lesson-nav li a")
+    cards = page.locator(".cards li a")
+    expect(nav).to_have_count(11)
+    expect(cards).to_have_count(11)
+    assert [nav.nth(i).get_attribute("href") for i in range(11)] == paths
+    assert [cards.nth(i).get_attribute("href") for i in range(11)] == paths
+    assert page.locator(".cards li h2").all_inner_texts() == titles
+    numbers = page.locator(".cards li .num").all_inner_texts()
+    assert numbers == [str(i) for i in range(1, 12)]
+    for i, title in enumerate(titles):
+        expect(nav.nth(i)).to_contain_text(title)
+
+
+def test_live_lessons_open_pages_with_every_figure_drawn(page: Page, plots) -> None:
+    page.goto("/")
+    live = page.locator(".cards li:not(.card-soon) a")
+    hrefs = [live.nth(i).get_attribute("href") for i in range(live.count())]
+    assert hrefs == ["/lessons/softmax-cross-entropy", "/lessons/activations"]
+    for card in page.locator(".cards li:not(.card-soon) .badge").all_inner_texts():
+        assert "Open the lesson" in card
+
+    for i, href in enumerate(hrefs):
+        page.goto("/")
+        with page.expect_navigation() as navigation:
+            live.nth(i).click()
+        assert navigation.value is not None and navigation.value.status == 200
+        assert page.url.endswith(href)
+        expect(page.locator("h1")).to_have_text(BY_SLUG[href.rsplit("/", 1)[1]].title)
+        plots.wait_drawn(page)
+        assert page.locator(".plot-wrap").count() >= 5
+        # The menu marks the lesson being read.
+        expect(page.locator('#lesson-nav a[aria-current="page"]')).to_have_attribute("href", href)
+
+
+def test_coming_soon_lessons_open_a_coming_soon_card(page: Page) -> None:
+    page.goto("/")
+    soon = page.locator(".cards li.card-soon a")
+    hrefs = [soon.nth(i).get_attribute("href") for i in range(soon.count())]
+    live = {"/lessons/softmax-cross-entropy", "/lessons/activations"}
+    assert hrefs == [f"/lessons/{s}" for s in NOTES_ORDER if f"/lessons/{s}" not in live]
+    for badge in page.locator(".cards li.card-soon .badge").all_inner_texts():
+        assert badge.strip() == "Coming soon"
+
+    with page.expect_navigation() as navigation:
+        soon.first.click()
+    assert navigation.value is not None and navigation.value.status == 200
+    expect(page.locator(".coming-soon .badge")).to_have_text("Coming soon")
+    for href in hrefs[1:]:
+        response = page.goto(href)
+        assert response is not None and response.status == 200, href
+        slug = href.rsplit("/", 1)[1]
+        expect(page.locator("h1")).to_have_text(BY_SLUG[slug].title)
+        expect(page.locator(".coming-soon .badge")).to_have_text("Coming soon")
+        expect(page.locator(".coming-soon")).to_contain_text(BY_SLUG[slug].summary)
+        assert page.locator(".plot").count() == 0
