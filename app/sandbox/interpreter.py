@@ -1,0 +1,607 @@
+"""The tree-walking interpreter: runs a checked program statement by statement, recording steps.
+
+Learner text is parsed by ``ast.parse`` only; this module walks the tree itself, so the text never
+reaches ``eval``, ``exec`` or ``compile``. Values come only from literals and from the whitelist in
+``library``; every call, operator and subscript goes through the size checks in ``guards`` and
+``operators`` first.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import itertools
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.sandbox.checker import CheckedProgram, ProgramSyntaxError, check_program
+from app.sandbox.guards import Guard, iter_checked
+from app.sandbox.library import (
+    BUILTINS,
+    CONTEXT_MANAGERS,
+    MODULE_CLASSES,
+    NAMESPACES,
+    BoundMethod,
+    SafeFunction,
+    call_module,
+    describe,
+    get_attribute,
+    set_attribute,
+)
+from app.sandbox.limits import SandboxLimits, SandboxRefused, over_limit
+from app.sandbox.operators import binary, check_index, compare
+from app.sandbox.values import RecordingBudgetExceeded, Serializer, format_value
+
+SEED = 0  # every run starts from the same random numbers, so a learner can replay it
+
+_SUBSCRIPTABLE = (torch.Tensor, np.ndarray, list, tuple, str, dict, range, nn.Sequential)
+_ITEM_ASSIGNABLE = (torch.Tensor, np.ndarray, list, dict)
+# [[fill]align][sign][z][#][0][width][grouping][.precision][type]
+_FORMAT_SPEC = re.compile(
+    r"(?:.?[<>=^])?[+\- ]?z?#?0?(?P<width>\d+)?[,_]?(?:\.(?P<precision>\d+))?[bcdeEfFgGnosxX%]?",
+    re.DOTALL,
+)
+_MAX_ERROR_CHARS = 2_000
+_MAX_FORMAT_WIDTH = 1_000
+_MAX_FORMAT_PRECISION = 100
+
+# One in-process run at a time: runs reseed the global RNG and record warnings process-wide.
+_RUN_LOCK = threading.Lock()
+
+
+class ProgramError(Exception):
+    """A runtime error inside an allowed program, reported in the result (not a refusal)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        self.message = message
+        super().__init__(f"line {line}: {message}")
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+@dataclass
+class Execution:
+    """Everything a run leaves behind: steps for run_program, variables for autograd_graph."""
+
+    env: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    notices: list[str] = field(default_factory=list)
+    truncated: bool = False
+    stdout: str = ""
+    statements: int = 0
+    serializer: Serializer | None = None
+
+
+class Interpreter:
+    """Runs one checked program against fresh variables."""
+
+    def __init__(self, program: CheckedProgram, limits: SandboxLimits, record: bool) -> None:
+        self.program = program
+        self.limits = limits
+        self.guard = Guard(limits)
+        self.serializer = Serializer(limits)
+        self.env: dict[str, Any] = {}
+        self.steps: list[dict[str, Any]] = []
+        self.recording = record
+        self.truncated = False
+        self.notices: list[str] = []
+        self.stdout: list[str] = []
+        self.line = 1
+        self._warnings: list[warnings.WarningMessage] = []
+        self._sources: dict[int, str] = {}
+
+    # -- statements --------------------------------------------------------------------------------
+
+    def run(self, caught: list[warnings.WarningMessage]) -> None:
+        self._warnings = caught
+        self.exec_block(self.program.body)
+
+    def exec_block(self, body: list[ast.stmt]) -> None:
+        for stmt in body:
+            self.exec_stmt(stmt)
+
+    def exec_stmt(self, stmt: ast.stmt) -> None:
+        self.line = stmt.lineno
+        try:
+            self.guard.count_statement()
+            getattr(self, f"_stmt_{type(stmt).__name__}")(stmt)
+        except (_Break, _Continue, ProgramError):
+            raise
+        except SandboxRefused as exc:
+            if exc.line is None:
+                raise exc.with_line(self.line) from None
+            raise
+        except Exception as exc:  # a learner's runtime error: PyTorch's/Python's own message
+            message = f"{type(exc).__name__}: {exc}"
+            if len(message) > _MAX_ERROR_CHARS:
+                message = message[:_MAX_ERROR_CHARS] + "..."
+            raise ProgramError(self.line, message) from None
+
+    def _stmt_Expr(self, stmt: ast.Expr) -> None:
+        self.eval(stmt.value)
+        self.record(stmt)
+
+    def _stmt_Assign(self, stmt: ast.Assign) -> None:
+        value = self.eval(stmt.value)
+        for target in stmt.targets:
+            self.assign(target, value)
+        self.record(stmt)
+
+    def _stmt_AugAssign(self, stmt: ast.AugAssign) -> None:
+        op = type(stmt.op).__name__
+        target = stmt.target
+        guard = self.guard
+        if isinstance(target, ast.Name):
+            old = self.lookup(target.id)
+            self.env[target.id] = binary(guard, op, old, self.eval(stmt.value), inplace=True)
+        elif isinstance(target, ast.Subscript):
+            obj = self.eval(target.value)
+            index = self.eval(target.slice)
+            old = self.subscript(obj, index)
+            self.set_item(obj, index, binary(guard, op, old, self.eval(stmt.value), True))
+        elif isinstance(target, ast.Attribute):
+            obj = self.eval(target.value)
+            old = get_attribute(obj, target.attr)
+            new = binary(guard, op, old, self.eval(stmt.value), inplace=True)
+            set_attribute(obj, target.attr, new)
+        else:
+            raise SandboxRefused("this augmented assignment is not supported")
+        self.record(stmt)
+
+    def _stmt_For(self, stmt: ast.For) -> None:
+        iterator = iter_checked(self.eval(stmt.iter))
+        for count in itertools.count(1):
+            self.line = stmt.lineno
+            self.guard.check_deadline()
+            item = next(iterator, _DONE)
+            if item is _DONE:
+                break
+            self._count_iteration(count)
+            self.assign(stmt.target, item)
+            self.record(stmt, header=True)
+            try:
+                self.exec_block(stmt.body)
+            except _Break:
+                return
+            except _Continue:
+                continue
+        self.exec_block(stmt.orelse)
+
+    def _stmt_While(self, stmt: ast.While) -> None:
+        for count in itertools.count(1):
+            self.line = stmt.lineno
+            self.guard.check_deadline()
+            going = bool(self.eval(stmt.test))
+            self.record(stmt, header=True)
+            if not going:
+                break
+            self._count_iteration(count)
+            try:
+                self.exec_block(stmt.body)
+            except _Break:
+                return
+            except _Continue:
+                continue
+        self.exec_block(stmt.orelse)
+
+    def _count_iteration(self, count: int) -> None:
+        if count > self.limits.max_loop_iterations:
+            raise over_limit(
+                f"a loop running more than {self.limits.max_loop_iterations} times",
+                self.limits,
+                "max_loop_iterations",
+            )
+
+    def _stmt_If(self, stmt: ast.If) -> None:
+        going = bool(self.eval(stmt.test))
+        self.record(stmt, header=True)
+        self.exec_block(stmt.body if going else stmt.orelse)
+
+    def _stmt_With(self, stmt: ast.With) -> None:
+        with contextlib.ExitStack() as stack:
+            for item in stmt.items:
+                manager = self.eval(item.context_expr)
+                if not isinstance(manager, CONTEXT_MANAGERS):
+                    raise TypeError("with only supports torch.no_grad() and torch.enable_grad()")
+                entered: Any = stack.enter_context(cast(Any, manager))
+                if item.optional_vars is not None:
+                    self.assign(item.optional_vars, entered)
+            self.record(stmt, header=True)
+            self.exec_block(stmt.body)
+
+    def _stmt_Pass(self, stmt: ast.Pass) -> None:
+        self.record(stmt)
+
+    def _stmt_Break(self, stmt: ast.Break) -> None:
+        self.record(stmt)
+        raise _Break
+
+    def _stmt_Continue(self, stmt: ast.Continue) -> None:
+        self.record(stmt)
+        raise _Continue
+
+    def _stmt_Delete(self, stmt: ast.Delete) -> None:
+        for target in stmt.targets:
+            if isinstance(target, ast.Name):
+                if target.id not in self.env:
+                    raise NameError(f"name '{target.id}' is not defined")
+                del self.env[target.id]
+            elif isinstance(target, ast.Subscript):
+                obj = self.eval(target.value)
+                if not isinstance(obj, list | dict):
+                    raise TypeError(
+                        f"{describe(obj)} does not support del x[...] (in this sandbox)"
+                    )
+                del obj[self.eval(target.slice)]
+            else:
+                raise SandboxRefused("only del name and del x[i] are supported")
+        self.record(stmt)
+
+    def _stmt_Assert(self, stmt: ast.Assert) -> None:
+        if not self.eval(stmt.test):
+            message = "" if stmt.msg is None else format_value(self.eval(stmt.msg))[0]
+            raise AssertionError(message)
+        self.record(stmt)
+
+    # -- assignment --------------------------------------------------------------------------------
+
+    def assign(self, target: ast.expr, value: Any) -> None:
+        if isinstance(target, ast.Name):
+            self.env[target.id] = value
+        elif isinstance(target, ast.Tuple | ast.List):
+            wanted = len(target.elts)
+            items = list(itertools.islice(iter_checked(value), wanted + 1))
+            if len(items) > wanted:
+                raise ValueError(f"too many values to unpack (expected {wanted})")
+            if len(items) < wanted:
+                raise ValueError(
+                    f"not enough values to unpack (expected {wanted}, got {len(items)})"
+                )
+            for element, item in zip(target.elts, items, strict=True):
+                self.assign(element, item)
+        elif isinstance(target, ast.Subscript):
+            self.set_item(self.eval(target.value), self.eval(target.slice), value)
+        elif isinstance(target, ast.Attribute):
+            set_attribute(self.eval(target.value), target.attr, value)
+        else:
+            raise SandboxRefused("this kind of assignment is not supported")
+
+    def set_item(self, obj: Any, index: Any, value: Any) -> None:
+        if not isinstance(obj, _ITEM_ASSIGNABLE):
+            raise TypeError(f"{describe(obj)} does not support item assignment (in this sandbox)")
+        guard = self.guard
+        check_index(guard, obj, index)
+        if isinstance(obj, list) and isinstance(index, slice):
+            value = guard.bounded(value)  # slice assignment takes any iterable, in C
+            guard.check_seq_len(len(obj) + len(value))
+            guard.check_added(obj, value)
+        elif isinstance(obj, list):
+            guard.check_added(obj, [value])
+        elif isinstance(obj, dict):
+            guard.check_seq_len(len(obj) + 1)
+            guard.check_added(obj, [index, value])
+        obj[index] = value
+
+    def subscript(self, obj: Any, index: Any) -> Any:
+        if not isinstance(obj, _SUBSCRIPTABLE):
+            raise TypeError(f"{describe(obj)} is not subscriptable (in this sandbox)")
+        check_index(self.guard, obj, index)
+        return self.guard.check_result(obj[index])
+
+    def lookup(self, name: str) -> Any:
+        if name in self.env:
+            return self.env[name]
+        if name in BUILTINS:
+            return BUILTINS[name]
+        if name in NAMESPACES:
+            return NAMESPACES[name]
+        raise NameError(f"name '{name}' is not defined")
+
+    # -- expressions -------------------------------------------------------------------------------
+
+    def eval(self, node: ast.expr) -> Any:
+        return getattr(self, f"_eval_{type(node).__name__}")(node)
+
+    def _eval_Constant(self, node: ast.Constant) -> Any:
+        return node.value
+
+    def _eval_Name(self, node: ast.Name) -> Any:
+        return self.lookup(node.id)
+
+    def _eval_Attribute(self, node: ast.Attribute) -> Any:
+        return self.guard.check_result(get_attribute(self.eval(node.value), node.attr))
+
+    def _eval_Subscript(self, node: ast.Subscript) -> Any:
+        return self.subscript(self.eval(node.value), self.eval(node.slice))
+
+    def _eval_Slice(self, node: ast.Slice) -> slice:
+        def part(expr: ast.expr | None) -> Any:
+            return None if expr is None else self.eval(expr)
+
+        return slice(part(node.lower), part(node.upper), part(node.step))
+
+    def _eval_Tuple(self, node: ast.Tuple) -> tuple[Any, ...]:
+        return self.guard.check_result(tuple(self.eval(e) for e in node.elts))
+
+    def _eval_List(self, node: ast.List) -> list[Any]:
+        return self.guard.check_result([self.eval(e) for e in node.elts])
+
+    def _eval_Set(self, node: ast.Set) -> set[Any]:
+        return self.guard.check_result({self.eval(e) for e in node.elts})
+
+    def _eval_Dict(self, node: ast.Dict) -> dict[Any, Any]:
+        pairs = [
+            (self.eval(k), self.eval(v))
+            for k, v in zip(node.keys, node.values, strict=True)
+            if k is not None
+        ]
+        return self.guard.check_result(dict(pairs))
+
+    def _eval_BinOp(self, node: ast.BinOp) -> Any:
+        left = self.eval(node.left)
+        right = self.eval(node.right)
+        self.guard.check_deadline()
+        return binary(self.guard, type(node.op).__name__, left, right)
+
+    def _eval_UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.eval(node.operand)
+        op = node.op
+        if isinstance(op, ast.Not):
+            return not value
+        if isinstance(op, ast.USub):
+            return self.guard.check_result(-value)
+        if isinstance(op, ast.UAdd):
+            return self.guard.check_result(+value)
+        return self.guard.check_result(~value)
+
+    def _eval_BoolOp(self, node: ast.BoolOp) -> Any:
+        is_and = isinstance(node.op, ast.And)
+        value: Any = None
+        for expr in node.values:
+            value = self.eval(expr)
+            if bool(value) != is_and:
+                return value
+        return value
+
+    def _eval_Compare(self, node: ast.Compare) -> Any:
+        left = self.eval(node.left)
+        result: Any = True
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = self.eval(right_node)
+            result = compare(self.guard, type(op).__name__, left, right)
+            if len(node.ops) > 1 and not result:
+                return result
+            left = right
+        return result
+
+    def _eval_IfExp(self, node: ast.IfExp) -> Any:
+        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+
+    def _eval_Call(self, node: ast.Call) -> Any:
+        func = self.eval(node.func)
+        args: list[Any] = []
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                args.extend(self.guard.bounded(self.eval(arg.value)))
+            else:
+                args.append(self.eval(arg))
+        kwargs = {kw.arg: self.eval(kw.value) for kw in node.keywords if kw.arg is not None}
+        self.guard.check_deadline()
+        return self.guard.check_result(self.call(func, tuple(args), kwargs))
+
+    def call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if isinstance(func, SafeFunction):
+            return func.impl(self.guard, args, kwargs)
+        if isinstance(func, BoundMethod):
+            return func.impl(self.guard, func.obj, args, kwargs)
+        if type(func) in MODULE_CLASSES:
+            return call_module(self.guard, func, args, kwargs)
+        raise TypeError(f"{describe(func)} is not callable")
+
+    def _eval_JoinedStr(self, node: ast.JoinedStr) -> str:
+        parts: list[str] = []
+        total = 0
+        for value in node.values:
+            text = str(value.value) if isinstance(value, ast.Constant) else self.eval(value)
+            total += len(text)
+            self.guard.check_str_len(total)
+            parts.append(text)
+        return "".join(parts)
+
+    def _eval_FormattedValue(self, node: ast.FormattedValue) -> str:
+        value = self.eval(node.value)
+        budget = self.limits.max_string_chars + 1
+        spec = "" if node.format_spec is None else self.eval(node.format_spec)
+        if node.conversion in (ord("r"), ord("s"), ord("a")):
+            value, _ = format_value(value, as_repr=node.conversion != ord("s"), budget=budget)
+            if node.conversion == ord("a"):
+                value = ascii(value)
+        if not spec:
+            text = value if isinstance(value, str) else format_value(value, budget=budget)[0]
+        else:
+            _check_format_spec(spec)
+            if not isinstance(value, int | float | str | np.generic | torch.Tensor):
+                raise TypeError(
+                    f"unsupported format string passed to {type(value).__name__}.__format__"
+                )
+            text = format(value, spec)
+        self.guard.check_str_len(len(text))
+        return text
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def record(self, stmt: ast.stmt, header: bool = False) -> None:
+        """Close one step: collect its output, check memory, snapshot the variables."""
+        stdout = self.guard.take_stdout() + self._drain_warnings()
+        self.stdout.append(stdout)
+        self._track_variables()
+        if not self.recording:
+            return
+        limits = self.limits
+        if len(self.steps) >= limits.max_steps_recorded:
+            self._stop_recording(
+                f"only the first {limits.max_steps_recorded} steps are recorded "
+                "(max_steps_recorded); the program ran to the end"
+            )
+            return
+        try:
+            variables = self.serializer.variables(self.env)
+        except RecordingBudgetExceeded:
+            self._stop_recording(
+                f"steps stopped being recorded after {len(self.steps)} steps because they held "
+                f"more than {limits.max_recorded_numbers} values (max_recorded_numbers); the "
+                "program ran to the end"
+            )
+            return
+        self.steps.append(
+            {
+                "line": stmt.lineno,
+                "source": self._source(stmt, header),
+                "variables": variables,
+                "stdout": stdout,
+            }
+        )
+
+    def _stop_recording(self, notice: str) -> None:
+        self.recording = False
+        self.truncated = True
+        self.notices.append(notice)
+
+    def _source(self, stmt: ast.stmt, header: bool) -> str:
+        cached = self._sources.get(id(stmt))
+        if cached is not None:
+            return cached
+        lines = self.program.lines
+        if header or stmt.end_lineno is None:
+            text = lines[stmt.lineno - 1].strip() if stmt.lineno <= len(lines) else ""
+        else:
+            chunk = lines[stmt.lineno - 1 : stmt.end_lineno]
+            chunk[-1] = chunk[-1][: stmt.end_col_offset]
+            chunk[0] = chunk[0][stmt.col_offset :]
+            text = "\n".join(chunk)
+        self._sources[id(stmt)] = text
+        return text
+
+    def _drain_warnings(self) -> str:
+        if not self._warnings:
+            return ""
+        text = "".join(f"{w.category.__name__}: {w.message}\n" for w in self._warnings[:10])
+        self._warnings.clear()
+        self.guard.write(text)
+        return self.guard.take_stdout()
+
+    def _track_variables(self) -> None:
+        """Count tensors the variables hold (grads made by backward, optimizer state)."""
+        guard = self.guard
+        for value in self.env.values():
+            if isinstance(value, torch.Tensor | np.ndarray):
+                guard.track(value)
+            elif isinstance(value, nn.Module):
+                for param in value.parameters():
+                    guard.track(param)
+            elif isinstance(value, torch.optim.Optimizer):
+                for state in value.state.values():
+                    for item in state.values():
+                        guard.track(item)
+            elif isinstance(value, list | tuple):
+                head = value[:256]
+                if any(issubclass(t, torch.Tensor) for t in set(map(type, head))):
+                    for item in head:
+                        guard.track(item)
+
+
+_DONE = object()
+
+
+def _check_format_spec(spec: str) -> None:
+    match = _FORMAT_SPEC.fullmatch(spec)
+    if match is None:
+        raise ValueError(f"invalid format specifier '{spec[:40]}'")
+    width = int(match.group("width") or 0)
+    precision = int(match.group("precision") or 0)
+    if width > _MAX_FORMAT_WIDTH or precision > _MAX_FORMAT_PRECISION:
+        raise SandboxRefused(
+            f"format widths over {_MAX_FORMAT_WIDTH} and precisions over "
+            f"{_MAX_FORMAT_PRECISION} are not allowed"
+        )
+
+
+@contextlib.contextmanager
+def session() -> Iterator[list[warnings.WarningMessage]]:
+    """Isolate one run's global state: RNG (seeded), grad mode and warnings are restored after."""
+    with _RUN_LOCK, torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        grad_enabled = torch.is_grad_enabled()
+        torch.manual_seed(SEED)
+        try:
+            yield w
+        finally:
+            torch.set_grad_enabled(grad_enabled)
+
+
+def execute(code: str, limits: SandboxLimits, record: bool, caught: list[Any]) -> Execution:
+    """Check and run ``code``; refusals raise, runtime errors land in ``Execution.error``.
+
+    Call inside ``session()`` and pass the warnings list it yields as ``caught``.
+    """
+    try:
+        program = check_program(code, limits)
+    except ProgramSyntaxError as exc:
+        return Execution(error={"line": exc.line, "message": exc.message})
+    interpreter = Interpreter(program, limits, record)
+    error = None
+    try:
+        interpreter.run(caught)
+    except ProgramError as exc:
+        error = {"line": exc.line, "message": exc.message}
+        interpreter.stdout.append(interpreter.guard.take_stdout())
+    if interpreter.guard.stdout_dropped:
+        interpreter.notices.append(
+            f"print output past {limits.max_stdout_chars} characters was dropped (max_stdout_chars)"
+        )
+    return Execution(
+        env=interpreter.env,
+        steps=interpreter.steps,
+        error=error,
+        notices=interpreter.notices,
+        truncated=interpreter.truncated,
+        stdout="".join(interpreter.stdout),
+        statements=interpreter.guard.statements,
+        serializer=interpreter.serializer,
+    )
+
+
+def run_program(code: str, limits: SandboxLimits | None = None) -> dict[str, Any]:
+    """Run a learner program in this process and return its steps.
+
+    Returns ``{"steps": [Step], "error": None | {"line", "message"}, "truncated": bool,
+    "notices": [str], "statements": int}``. Raises SandboxRefused (or SandboxLimitExceeded) for
+    programs the sandbox will not run or stopped. Blocks other in-process runs while it runs;
+    for untrusted input from a server prefer ``run_program_isolated``.
+    """
+    limits = limits or SandboxLimits()
+    with session() as caught:
+        result = execute(code, limits, record=True, caught=caught)
+    return {
+        "steps": result.steps,
+        "error": result.error,
+        "truncated": result.truncated,
+        "notices": result.notices,
+        "statements": result.statements,
+    }

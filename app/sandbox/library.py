@@ -1,0 +1,1023 @@
+"""What a learner program may reach: the whitelisted parts of torch, numpy and Python's builtins.
+
+Nothing here hands the program a real module, class or Python function. Names resolve to
+``Namespace`` objects (a fixed dict of members), ``SafeFunction`` wrappers and ``BoundMethod``
+wrappers, none of which is callable by Python itself (no ``__call__``), so a program cannot
+smuggle one into a library routine that calls back. Every wrapper checks its keyword arguments
+and the size of what it is about to allocate before calling the real library function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as torch_f
+from torch import nn
+
+from app.sandbox.guards import (
+    ARRAY_KINDS,
+    Guard,
+    arange_count,
+    broadcast_shape,
+    data_elements,
+    iter_checked,
+    matmul_shape,
+    numel,
+    shape_of,
+    size_from_args,
+)
+from app.sandbox.limits import SandboxRefused
+from app.sandbox.operators import binary
+from app.sandbox.values import format_value
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+Impl = Callable[[Guard, Args, Kwargs], Any]
+MethodImpl = Callable[[Guard, Any, Args, Kwargs], Any]
+Rule = Callable[[Guard, Args, Kwargs], None]
+
+
+class SafeFunction:
+    """A whitelisted function; only the interpreter can call it (``impl(guard, args, kwargs)``)."""
+
+    __slots__ = ("name", "impl", "pytype")
+
+    def __init__(self, name: str, impl: Impl, pytype: type | None = None) -> None:
+        self.name = name
+        self.impl = impl
+        self.pytype = pytype  # float/int/bool double as dtypes: torch.ones(2, dtype=float)
+
+    def __repr__(self) -> str:
+        return f"<function {self.name}>"
+
+
+class Namespace:
+    """A module as the program sees it: a fixed set of whitelisted members."""
+
+    __slots__ = ("name", "members")
+
+    def __init__(self, name: str, members: dict[str, Any]) -> None:
+        self.name = name
+        self.members = members
+
+    def __repr__(self) -> str:
+        return f"<module '{self.name}'>"
+
+
+class BoundMethod:
+    """``x.view`` as a value: the object and the whitelisted method implementation."""
+
+    __slots__ = ("obj", "name", "impl")
+
+    def __init__(self, obj: Any, name: str, impl: MethodImpl) -> None:
+        self.obj = obj
+        self.name = name
+        self.impl = impl
+
+    def __repr__(self) -> str:
+        return f"<method {type(self.obj).__name__}.{self.name}>"
+
+
+def _names(text: str) -> list[str]:
+    """Whitespace-separated names, so long whitelists read as one block."""
+    return text.split()
+
+
+# -- keyword arguments and dtypes ------------------------------------------------------------------
+
+SAFE_KWARGS = frozenset(
+    _names(
+        """dtype requires_grad dim keepdim size axis keepdims start end step steps low high input
+    other exponent min max reduction target ignore_index label_smoothing weight lr momentum
+    weight_decay nesterov dampening betas eps maximize in_features out_features bias fill_value
+    retain_graph create_graph gradient inputs rtol atol equal_nan decimals out sep num endpoint
+    dim0 dim1 dims start_dim end_dim inplace negative_slope condition alpha n m stop shape
+    reverse set_to_none unbiased correction p copy tensors device mean std"""
+    )
+)
+
+_NP_DTYPES: dict[str, Any] = {
+    "float16": np.float16,
+    "float32": np.float32,
+    "float64": np.float64,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "bool_": np.bool_,
+}
+_DTYPE_STRINGS = frozenset([*_NP_DTYPES, "bool", "float", "int"])
+
+
+def normalise_dtype(value: Any) -> Any:
+    if value is None or isinstance(value, torch.dtype):
+        return value
+    if isinstance(value, SafeFunction) and value.pytype is not None:
+        return value.pytype
+    if isinstance(value, type) and value in _NP_DTYPES.values():
+        return value
+    if isinstance(value, np.dtype) and value.kind in ARRAY_KINDS:
+        return value
+    if isinstance(value, str) and value in _DTYPE_STRINGS:
+        return value
+    raise SandboxRefused(f"dtype {format_value(value, True, 80)[0]} is not allowed here")
+
+
+def check_kwargs(name: str, kwargs: Kwargs) -> Kwargs:
+    """Refuse keyword arguments outside the whitelist; normalise dtype and device."""
+    for key in kwargs:
+        if key not in SAFE_KWARGS:
+            raise SandboxRefused(f"{name}() does not take the keyword argument '{key}' here")
+    if "dtype" in kwargs:
+        kwargs["dtype"] = normalise_dtype(kwargs["dtype"])
+    if "device" in kwargs:
+        device = kwargs["device"]
+        if not (device == "cpu" or (isinstance(device, torch.device) and device.type == "cpu")):
+            raise SandboxRefused("only the CPU is available in this sandbox: use device='cpu'")
+    for key in ("out", "input", "other", "target", "weight", "gradient"):
+        value = kwargs.get(key)
+        if value is not None and not isinstance(value, torch.Tensor | np.ndarray | int | float):
+            raise SandboxRefused(f"{name}(): {key}= must be a tensor or a number")
+    return kwargs
+
+
+# -- size rules: run before the library call -------------------------------------------------------
+
+
+def _array_args(args: Args, kwargs: Kwargs, lists: bool) -> list[Any]:
+    values = [*args, *kwargs.values()]
+    arrays: tuple[type, ...] = (torch.Tensor, np.ndarray)
+    kinds = (*arrays, list, tuple, range) if lists else arrays
+    return [v for v in values if isinstance(v, kinds) and not isinstance(v, torch.Size)]
+
+
+def rule_broadcast(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    """Elementwise ops and reductions: at most the broadcast of the tensor arguments."""
+    shapes = [s for s in map(shape_of, _array_args(args, kwargs, False)) if s is not None]
+    if len(shapes) > 1:
+        result = broadcast_shape(shapes)
+        if result is not None:
+            guard.check_shape(result)
+
+
+def rule_broadcast_lists(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    """NumPy turns lists into arrays, so their shapes broadcast too."""
+    shapes = [s for s in map(shape_of, _array_args(args, kwargs, True)) if s is not None]
+    if len(shapes) > 1:
+        result = broadcast_shape(shapes)
+        if result is not None:
+            guard.check_shape(result)
+
+
+def rule_matmul(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    operands = [a for a in (*args, kwargs.get("input"), kwargs.get("other")) if a is not None]
+    if len(operands) >= 2:
+        a, b = shape_of(operands[0]), shape_of(operands[1])
+        if a is not None and b is not None:
+            result = matmul_shape(a, b)
+            if result is not None:
+                guard.check_shape(result, "matmul result")
+
+
+def rule_none(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    """Ops whose result is never bigger than an argument that already exists."""
+
+
+def rule_creator(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    guard.check_shape(size_from_args(args, kwargs))
+
+
+def rule_full(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    size = kwargs["size"] if "size" in kwargs else (args[0] if args else ())
+    guard.check_shape(size_from_args((size,), {}))
+
+
+def rule_randint(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    if "size" in kwargs:
+        size = kwargs["size"]
+    else:
+        sized = [a for a in args if isinstance(a, list | tuple)]
+        size = sized[-1] if sized else ()
+    guard.check_shape(size_from_args((size,), {}))
+
+
+def _positional(args: Args, kwargs: Kwargs, names: list[str], defaults: list[Any]) -> list[Any]:
+    values = list(defaults)
+    for i, value in enumerate(args[: len(names)]):
+        values[i] = value
+    for i, name in enumerate(names):
+        if name in kwargs:
+            values[i] = kwargs[name]
+    return values
+
+
+def rule_arange(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    if len(args) == 1 and "end" not in kwargs and "stop" not in kwargs:
+        start, end, step = 0, args[0], kwargs.get("step", 1)
+    else:
+        start, end, step = _positional(args, kwargs, ["start", "end", "step"], [0, 0, 1])
+        if "stop" in kwargs:
+            end = kwargs["stop"]
+    guard.check_elements(arange_count(start, end, step))
+
+
+def rule_linspace(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    steps = args[2] if len(args) > 2 else kwargs.get("steps", kwargs.get("num", 50))
+    if isinstance(steps, int):
+        guard.check_elements(steps)
+
+
+def rule_eye(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    n, m = _positional(args, kwargs, ["n", "m"], [0, None])
+    if isinstance(n, int) and (m is None or isinstance(m, int)):
+        guard.check_elements(n * (n if m is None else m))
+
+
+def rule_first_int(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    if args and isinstance(args[0], int):
+        guard.check_elements(args[0])
+
+
+def rule_data(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    if args:
+        guard.check_elements(data_elements(guard, args[0], "a tensor"))
+
+
+def rule_cat(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    tensors = args[0] if args else kwargs.get("tensors", ())
+    if not isinstance(tensors, list | tuple):
+        return
+    guard.check_seq_len(len(tensors))
+    total = sum(t.numel() for t in tensors if isinstance(t, torch.Tensor))
+    guard.check_elements(total)
+
+
+# -- torch -----------------------------------------------------------------------------------------
+
+
+def _wrap(qualname: str, fn: Callable[..., Any], rule: Rule = rule_broadcast) -> SafeFunction:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        check_kwargs(qualname, kwargs)
+        rule(guard, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return SafeFunction(qualname, impl)
+
+
+def _manual_seed(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    check_kwargs("torch.manual_seed", kwargs)
+    torch.manual_seed(*args, **kwargs)  # returns the global Generator: not handed out
+    return None
+
+
+def _from_numpy(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    if kwargs or len(args) != 1 or not isinstance(args[0], np.ndarray):
+        raise TypeError("torch.from_numpy() takes exactly one NumPy array")
+    return torch.from_numpy(args[0])
+
+
+_ELEMENTWISE = _names(
+    """exp log sin cos tan sqrt abs sum mean max min argmax argmin relu sigmoid tanh
+softmax log_softmax where clamp allclose equal add sub mul div pow neg square maximum minimum
+round floor ceil sign std var prod reshape flatten squeeze unsqueeze transpose t permute numel
+is_tensor isclose log2 log10 exp2 zeros_like ones_like rand_like randn_like full_like
+is_grad_enabled all any cumsum norm"""
+)
+
+_TORCH_DTYPES = _names(
+    """float32 float64 float16 bfloat16 int64 int32 int16 int8 uint8 bool float double
+half long int short"""
+)
+
+
+def _torch_members() -> dict[str, Any]:
+    members: dict[str, Any] = {
+        name: _wrap(f"torch.{name}", getattr(torch, name)) for name in _ELEMENTWISE
+    }
+    members.update({name: getattr(torch, name) for name in _TORCH_DTYPES})
+    for name in ("zeros", "ones", "rand", "randn"):
+        members[name] = _wrap(f"torch.{name}", getattr(torch, name), rule_creator)
+    # torch.empty would show whatever the memory held before; zeros teach the same shapes.
+    members["empty"] = _wrap("torch.empty", torch.zeros, rule_creator)
+    members["empty_like"] = _wrap("torch.empty_like", torch.zeros_like)
+    members["full"] = _wrap("torch.full", torch.full, rule_full)
+    members["randint"] = _wrap("torch.randint", torch.randint, rule_randint)
+    members["arange"] = _wrap("torch.arange", torch.arange, rule_arange)
+    members["linspace"] = _wrap("torch.linspace", torch.linspace, rule_linspace)
+    members["eye"] = _wrap("torch.eye", torch.eye, rule_eye)
+    members["randperm"] = _wrap("torch.randperm", torch.randperm, rule_first_int)
+    members["tensor"] = _wrap("torch.tensor", torch.tensor, rule_data)
+    members["as_tensor"] = _wrap("torch.as_tensor", torch.as_tensor, rule_data)
+    for name in ("matmul", "mm", "dot"):
+        members[name] = _wrap(f"torch.{name}", getattr(torch, name), rule_matmul)
+    members["cat"] = _wrap("torch.cat", torch.cat, rule_cat)
+    members["stack"] = _wrap("torch.stack", torch.stack, rule_cat)
+    members["from_numpy"] = SafeFunction("torch.from_numpy", _from_numpy)
+    members["manual_seed"] = SafeFunction("torch.manual_seed", _manual_seed)
+    members["no_grad"] = _wrap("torch.no_grad", torch.no_grad, rule_none)
+    members["enable_grad"] = _wrap("torch.enable_grad", torch.enable_grad, rule_none)
+    members["pi"] = float(np.pi)
+    members["e"] = float(np.e)
+    return members
+
+
+# -- torch.nn, torch.nn.functional, torch.optim ----------------------------------------------------
+
+_F_NAMES = _names(
+    """relu sigmoid tanh softmax log_softmax cross_entropy mse_loss nll_loss l1_loss
+leaky_relu binary_cross_entropy"""
+)
+
+
+def _linear(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    check_kwargs("nn.Linear", kwargs)
+    n_in, n_out = _positional(args, kwargs, ["in_features", "out_features"], [0, 0])
+    if isinstance(n_in, int) and isinstance(n_out, int):
+        guard.check_elements(n_in * n_out, "nn.Linear weight")
+    return nn.Linear(*args, **kwargs)
+
+
+def _sequential(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    if kwargs or not all(type(m) in MODULE_CLASSES for m in args):
+        raise SandboxRefused("nn.Sequential() takes layers such as nn.Linear(2, 3), nn.ReLU()")
+    guard.check_seq_len(len(args))
+    return nn.Sequential(*args)
+
+
+def _module_class(name: str, cls: type[nn.Module]) -> SafeFunction:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        check_kwargs(f"nn.{name}", kwargs)
+        if any(not isinstance(a, int | float | str | bool) for a in args):
+            raise SandboxRefused(f"nn.{name}() takes numbers only")
+        return cls(*args, **kwargs)
+
+    return SafeFunction(f"nn.{name}", impl)
+
+
+MODULE_CLASSES: set[type] = {
+    nn.Linear,
+    nn.Sequential,
+    nn.MSELoss,
+    nn.CrossEntropyLoss,
+    nn.L1Loss,
+    nn.BCELoss,
+    nn.ReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softmax,
+    nn.LeakyReLU,
+}
+
+_optim_ready = False
+
+
+def _ensure_optim_ready(guard: Guard) -> None:
+    """The first optimizer imports torch._dynamo (~2 s): not the learner's time."""
+    global _optim_ready
+    if not _optim_ready:
+        started = time.monotonic()
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        _optim_ready = True
+        guard.extend_deadline(time.monotonic() - started)
+
+
+def _optimizer(name: str, cls: type[torch.optim.Optimizer]) -> SafeFunction:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        check_kwargs(f"torch.optim.{name}", kwargs)
+        if not args:
+            raise TypeError(f"torch.optim.{name}() needs the parameters to optimise")
+        params = guard.bounded(args[0], 1_000)
+        if not all(isinstance(p, torch.Tensor) for p in params):
+            raise TypeError(f"torch.optim.{name}() takes a list of tensors or model.parameters()")
+        _ensure_optim_ready(guard)
+        return cls(params, *args[1:], **kwargs)
+
+    return SafeFunction(f"torch.optim.{name}", impl)
+
+
+OPTIMIZER_CLASSES: tuple[type, ...] = (torch.optim.SGD, torch.optim.Adam)
+
+
+def call_module(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    """``model(x)``: check the output size first, run Sequential layer by layer."""
+    if kwargs:
+        raise SandboxRefused("layers and losses take positional arguments only")
+    if isinstance(module, nn.Sequential):
+        if len(args) != 1:
+            raise TypeError("nn.Sequential takes one input")
+        value = args[0]
+        for layer in module:
+            guard.check_deadline()
+            value = guard.check_result(call_module(guard, layer, (value,), {}))
+        return value
+    if isinstance(module, nn.Linear) and args and isinstance(args[0], torch.Tensor):
+        x = args[0]
+        if x.dim() >= 1 and x.shape[-1] == module.in_features:
+            guard.check_elements(x.numel() // max(module.in_features, 1) * module.out_features)
+    else:
+        rule_broadcast(guard, args, kwargs)
+    return module(*args)
+
+
+# -- numpy -----------------------------------------------------------------------------------------
+
+
+def _np_creator(name: str, fn: Callable[..., Any]) -> SafeFunction:
+    def rule(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+        shape = kwargs["shape"] if "shape" in kwargs else (args[0] if args else ())
+        guard.check_shape(size_from_args((shape,), {}), "array")
+
+    return _wrap(f"np.{name}", fn, rule)
+
+
+def _np_array(name: str, fn: Callable[..., Any]) -> SafeFunction:
+    def rule(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+        if args:
+            guard.check_elements(data_elements(guard, args[0], "an array"), "array")
+
+    return _wrap(f"np.{name}", fn, rule)
+
+
+def _np_arange(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    if len(args) == 1 and "stop" not in kwargs:
+        guard.check_elements(arange_count(0, args[0], kwargs.get("step", 1)), "array")
+    else:
+        start, stop, step = _positional(args, kwargs, ["start", "stop", "step"], [0, 0, 1])
+        guard.check_elements(arange_count(start, stop, step), "array")
+
+
+def _numpy_members() -> dict[str, Any]:
+    members: dict[str, Any] = dict(_NP_DTYPES)
+    members["bool"] = np.bool_
+    for name in _names(
+        """add subtract multiply divide exp log sqrt abs sum mean maximum minimum allclose
+            array_equal may_share_memory"""
+    ):
+        members[name] = _wrap(f"np.{name}", getattr(np, name), rule_broadcast_lists)
+    members["matmul"] = _wrap("np.matmul", np.matmul, rule_matmul)
+    members["array"] = _np_array("array", np.array)
+    members["asarray"] = _np_array("asarray", np.asarray)
+    members["ones"] = _np_creator("ones", np.ones)
+    members["zeros"] = _np_creator("zeros", np.zeros)
+    members["arange"] = _wrap("np.arange", np.arange, _np_arange)
+    members["linspace"] = _wrap("np.linspace", np.linspace, rule_linspace)
+    members["pi"] = float(np.pi)
+    members["e"] = float(np.e)
+    return members
+
+
+# -- tensor, ndarray and other attributes ----------------------------------------------------------
+
+
+def _method(qualname: str, name: str, rule: Rule = rule_broadcast) -> MethodImpl:
+    def impl(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+        check_kwargs(qualname, kwargs)
+        rule(guard, (obj, *args), kwargs)
+        return getattr(obj, name)(*args, **kwargs)
+
+    return impl
+
+
+def _tensor_to(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
+    check_kwargs("Tensor.to", kwargs)
+    if set(kwargs) - {"dtype", "copy"} or not all(isinstance(a, torch.dtype) for a in args):
+        raise SandboxRefused("Tensor.to() takes a dtype only here, e.g. x.to(torch.float64)")
+    return t.to(*args, **kwargs)
+
+
+def _tensor_numpy(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
+    if args or kwargs:
+        raise TypeError("Tensor.numpy() takes no arguments here")
+    return t.numpy()
+
+
+def _tolist(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+    if args or kwargs:
+        raise TypeError("tolist() takes no arguments")
+    count = obj.numel() if isinstance(obj, torch.Tensor) else obj.size
+    guard.check_seq_len(count)
+    return obj.tolist()
+
+
+def _expand(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
+    check_kwargs("Tensor.expand", kwargs)
+    sizes = size_from_args(args, kwargs)
+    shape = list(t.shape)
+    full = [1] * (len(sizes) - len(shape)) + shape
+    guard.check_shape(
+        [full[i] if s == -1 else s for i, s in enumerate(sizes)]
+        if len(full) == len(sizes)
+        else sizes
+    )
+    return t.expand(*sizes)
+
+
+def _repeat(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
+    check_kwargs("Tensor.repeat", kwargs)
+    sizes = size_from_args(args, kwargs)
+    guard.check_elements(t.numel() * numel(tuple(max(s, 0) for s in sizes)))
+    return t.repeat(*sizes)
+
+
+_TENSOR_METHODS_PLAIN = _names(
+    """view reshape item t sum mean pow exp log abs sqrt max min argmax argmin
+backward zero_ add_ mul_ sub_ div_ pow_ fill_ clamp_ clamp clone detach detach_ requires_grad_
+contiguous size dim numel unsqueeze squeeze flatten permute transpose float double long int half
+bool storage_offset stride is_contiguous retain_grad softmax log_softmax relu sigmoid tanh sin cos
+neg square std var prod norm round floor ceil sign all any add sub mul div eq ne lt gt le ge
+maximum minimum allclose equal expand_as view_as reshape_as masked_fill masked_fill_ copy_ abs_
+exp_ neg_ sqrt_ relu_ is_floating_point element_size nelement cumsum type_as"""
+)
+
+TENSOR_PROPS: dict[str, Callable[[Any], Any]] = {
+    "shape": lambda t: t.shape,
+    "dtype": lambda t: t.dtype,
+    "grad": lambda t: t.grad,
+    "grad_fn": lambda t: t.grad_fn,
+    "is_leaf": lambda t: t.is_leaf,
+    "requires_grad": lambda t: t.requires_grad,
+    "data": lambda t: t.data,
+    "T": lambda t: t.T,
+    "mT": lambda t: t.mT,
+    "ndim": lambda t: t.ndim,
+    "device": lambda t: t.device,
+    "retains_grad": lambda t: t.retains_grad,
+}
+
+TENSOR_METHODS: dict[str, MethodImpl] = {
+    name: _method(f"Tensor.{name}", name) for name in _TENSOR_METHODS_PLAIN
+}
+TENSOR_METHODS.update(
+    {
+        "matmul": _method("Tensor.matmul", "matmul", rule_matmul),
+        "mm": _method("Tensor.mm", "mm", rule_matmul),
+        "dot": _method("Tensor.dot", "dot", rule_matmul),
+        "to": _tensor_to,
+        "numpy": _tensor_numpy,
+        "tolist": _tolist,
+        "expand": _expand,
+        "repeat": _repeat,
+    }
+)
+
+NDARRAY_PROPS: dict[str, Callable[[Any], Any]] = {
+    "shape": lambda a: a.shape,
+    "dtype": lambda a: a.dtype,
+    "ndim": lambda a: a.ndim,
+    "size": lambda a: a.size,
+    "T": lambda a: a.T,
+}
+
+
+def _astype(guard: Guard, a: np.ndarray, args: Args, kwargs: Kwargs) -> Any:
+    if kwargs or len(args) != 1:
+        raise TypeError("astype() takes one dtype here")
+    return a.astype(normalise_dtype(args[0]))
+
+
+NDARRAY_METHODS: dict[str, MethodImpl] = {
+    name: _method(f"ndarray.{name}", name, rule_broadcast_lists)
+    for name in _names("reshape sum mean max min copy fill flatten item argmax argmin transpose")
+}
+NDARRAY_METHODS.update({"tolist": _tolist, "astype": _astype})
+
+
+def _node_name(guard: Guard, node: Any, args: Args, kwargs: Kwargs) -> Any:
+    return node.name()
+
+
+NODE_PROPS: dict[str, Callable[[Any], Any]] = {
+    "next_functions": lambda n: n.next_functions,
+    "variable": lambda n: n.variable,
+}
+
+
+def _parameters(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    if args or kwargs:
+        raise TypeError("parameters() takes no arguments here")
+    return list(module.parameters())
+
+
+def _module_method(name: str) -> MethodImpl:
+    def impl(guard: Guard, module: Any, args: Args, kwargs: Kwargs) -> Any:
+        check_kwargs(name, kwargs)
+        if any(not isinstance(a, bool) for a in args):
+            raise TypeError(f"{name}() takes no arguments here")
+        result = getattr(module, name)(*args, **kwargs)
+        return None if isinstance(result, nn.Module) else result
+
+    return impl
+
+
+MODULE_PROPS: dict[str, Callable[[Any], Any]] = {
+    "weight": lambda m: m.weight,
+    "bias": lambda m: m.bias,
+    "in_features": lambda m: m.in_features,
+    "out_features": lambda m: m.out_features,
+    "training": lambda m: m.training,
+}
+MODULE_METHODS: dict[str, MethodImpl] = {
+    "parameters": _parameters,
+    "zero_grad": _module_method("zero_grad"),
+    "train": _module_method("train"),
+    "eval": _module_method("eval"),
+}
+OPTIMIZER_METHODS: dict[str, MethodImpl] = {
+    "step": _module_method("step"),
+    "zero_grad": _module_method("zero_grad"),
+}
+
+
+def _list_grow(name: str) -> MethodImpl:
+    def impl(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+        if kwargs:
+            raise TypeError(f"list.{name}() takes no keyword arguments")
+        if name == "extend":
+            args = (guard.bounded(args[0]),) if args else args
+            added = args[0] if args else []
+        else:
+            added = args[-1:]
+        guard.check_seq_len(len(obj) + len(added))
+        guard.check_added(obj, added)
+        return getattr(obj, name)(*args)
+
+    return impl
+
+
+def _searching(name: str) -> MethodImpl:
+    """list.index/count compare every item: bound the sizes first."""
+
+    def impl(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+        if kwargs:
+            raise TypeError(f"{name}() takes no keyword arguments")
+        guard.check_container(obj)
+        for arg in args:
+            guard.check_container(arg)
+        return getattr(obj, name)(*args)
+
+    return impl
+
+
+def _plain(name: str) -> MethodImpl:
+    def impl(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+        if kwargs:
+            raise TypeError(f"{name}() takes no keyword arguments here")
+        return getattr(obj, name)(*args)
+
+    return impl
+
+
+def _str_join(guard: Guard, sep: str, args: Args, kwargs: Kwargs) -> Any:
+    if kwargs or len(args) != 1:
+        raise TypeError("join() takes one list of strings")
+    parts = guard.bounded(args[0])
+    guard.check_str_len(sum(len(p) for p in parts if isinstance(p, str)) + len(sep) * len(parts))
+    return sep.join(parts)
+
+
+LIST_METHODS: dict[str, MethodImpl] = {
+    "append": _list_grow("append"),
+    "extend": _list_grow("extend"),
+    "insert": _list_grow("insert"),
+    **{name: _plain(name) for name in ("pop", "copy", "reverse", "clear")},
+    **{name: _searching(name) for name in ("index", "count")},
+}
+TUPLE_METHODS: dict[str, MethodImpl] = {name: _searching(name) for name in ("index", "count")}
+DICT_METHODS: dict[str, MethodImpl] = {
+    name: _plain(name) for name in ("keys", "values", "items", "get", "pop", "copy")
+}
+STR_METHODS: dict[str, MethodImpl] = {
+    **{
+        name: _plain(name)
+        for name in ("upper", "lower", "strip", "split", "startswith", "endswith", "title")
+    },
+    "join": _str_join,
+}
+
+
+def _attribute_tables(obj: Any) -> tuple[dict[str, Callable[[Any], Any]], dict[str, MethodImpl]]:
+    """(properties, methods) the program may use on ``obj``."""
+    if isinstance(obj, torch.Tensor):
+        return TENSOR_PROPS, TENSOR_METHODS
+    if isinstance(obj, np.ndarray):
+        return NDARRAY_PROPS, NDARRAY_METHODS
+    if isinstance(obj, torch.autograd.graph.Node):
+        props = (
+            NODE_PROPS
+            if hasattr(obj, "variable")
+            else {"next_functions": NODE_PROPS["next_functions"]}
+        )
+        return props, {"name": _node_name}
+    if type(obj) in MODULE_CLASSES:
+        props = {k: v for k, v in MODULE_PROPS.items() if hasattr(obj, k)}
+        return props, MODULE_METHODS
+    if isinstance(obj, OPTIMIZER_CLASSES):
+        return {}, OPTIMIZER_METHODS
+    if isinstance(obj, torch.Size):
+        return {}, {"numel": _plain("numel"), **TUPLE_METHODS}
+    if type(obj).__module__ == "torch.return_types":
+        return {"values": lambda r: r.values, "indices": lambda r: r.indices}, {}
+    if isinstance(obj, np.generic):
+        return {"dtype": lambda a: a.dtype}, {"item": _plain("item")}
+    if type(obj) is list:
+        return {}, LIST_METHODS
+    if type(obj) is tuple:
+        return {}, TUPLE_METHODS
+    if type(obj) is dict:
+        return {}, DICT_METHODS
+    if type(obj) is str:
+        return {}, STR_METHODS
+    if isinstance(obj, torch.dtype):
+        return {"is_floating_point": lambda d: d.is_floating_point}, {}
+    return {}, {}
+
+
+def describe(obj: Any) -> str:
+    if isinstance(obj, Namespace):
+        return obj.name
+    if isinstance(obj, SafeFunction):
+        return obj.name
+    if isinstance(obj, torch.Tensor):
+        return "a tensor"
+    if isinstance(obj, np.ndarray):
+        return "a NumPy array"
+    return f"a value of type {type(obj).__name__}"
+
+
+def get_attribute(obj: Any, name: str) -> Any:
+    """``obj.name`` if the whitelist has it for ``obj``'s type, else AttributeError."""
+    if isinstance(obj, Namespace):
+        if name in obj.members:
+            return obj.members[name]
+        raise AttributeError(f"{obj.name}.{name} is not available in this sandbox")
+    props, methods = _attribute_tables(obj)
+    if name in props:
+        return props[name](obj)
+    if name in methods:
+        return BoundMethod(obj, name, methods[name])
+    # Only names some whitelisted type has get this far (the static check refuses the rest), so
+    # this is a learner's slip such as w.grad.zero_() before any backward: a runtime error.
+    raise AttributeError(
+        f"'{type(obj).__name__}' object has no attribute '{name}' (in this sandbox)"
+    )
+
+
+WRITABLE_TENSOR_ATTRIBUTES = frozenset({"grad", "requires_grad"})
+
+
+def set_attribute(obj: Any, name: str, value: Any) -> None:
+    """``obj.name = value``: only ``x.grad`` and ``x.requires_grad`` (or writing back the same
+    object after an in-place ``model.weight -= ...``)."""
+    if isinstance(obj, torch.Tensor) and name in WRITABLE_TENSOR_ATTRIBUTES:
+        if name == "grad" and not (value is None or isinstance(value, torch.Tensor)):
+            raise TypeError("x.grad can only be set to None or a tensor")
+        if name == "requires_grad" and not isinstance(value, bool):
+            raise TypeError("x.requires_grad can only be set to True or False")
+        setattr(obj, name, value)
+        return
+    if not isinstance(obj, Namespace):
+        props, _ = _attribute_tables(obj)
+        if name in props and props[name](obj) is value:
+            return
+    raise SandboxRefused(f"setting .{name} on {describe(obj)} is not allowed")
+
+
+# -- Python builtins -------------------------------------------------------------------------------
+
+
+def _no_kwargs(name: str, kwargs: Kwargs) -> None:
+    if kwargs:
+        raise SandboxRefused(f"{name}() takes no keyword arguments in this sandbox")
+
+
+def _print(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    sep = kwargs.pop("sep", " ")
+    end = kwargs.pop("end", "\n")
+    _no_kwargs("print", kwargs)
+    sep = " " if sep is None else sep
+    end = "\n" if end is None else end
+    if not isinstance(sep, str) or not isinstance(end, str):
+        raise TypeError("sep and end must be strings")
+    room = guard.limits.max_stdout_chars - guard.stdout_chars + 1
+    parts: list[str] = []
+    for arg in args:
+        text, _ = format_value(arg, budget=room)
+        parts.append(text)
+        room -= len(text) + len(sep)
+        if room <= 0:
+            break
+    guard.write(sep.join(parts) + end)
+
+
+def _str(guard: Guard, args: Args, kwargs: Kwargs) -> str:
+    _no_kwargs("str", kwargs)
+    if not args:
+        return ""
+    text, cut = format_value(args[0], budget=guard.limits.max_string_chars + 1)
+    if cut:
+        guard.check_str_len(guard.limits.max_string_chars + 1)
+    return text
+
+
+def _repr(guard: Guard, args: Args, kwargs: Kwargs) -> str:
+    _no_kwargs("repr", kwargs)
+    text, cut = format_value(args[0] if args else None, True, guard.limits.max_string_chars + 1)
+    if cut:
+        guard.check_str_len(guard.limits.max_string_chars + 1)
+    return text
+
+
+def _len(guard: Guard, args: Args, kwargs: Kwargs) -> int:
+    _no_kwargs("len", kwargs)
+    if len(args) != 1:
+        raise TypeError("len() takes exactly one argument")
+    return len(args[0])
+
+
+def _range(guard: Guard, args: Args, kwargs: Kwargs) -> range:
+    _no_kwargs("range", kwargs)
+    return range(*args)
+
+
+def _minmax(name: str, fn: Callable[..., Any]) -> Impl:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        _no_kwargs(name, kwargs)
+        items = guard.bounded(args[0]) if len(args) == 1 else list(args)
+        guard.check_container(items)  # comparisons walk nested items in C
+        return fn(items)
+
+    return impl
+
+
+def _sum(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    start = kwargs.pop("start", args[1] if len(args) > 1 else 0)
+    _no_kwargs("sum", kwargs)
+    if not args:
+        raise TypeError("sum() takes a list to add up")
+    total = start
+    for item in guard.bounded(args[0]):
+        total = guard.check_result(binary(guard, "Add", total, item))
+    return total
+
+
+def _round(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    _no_kwargs("round", kwargs)
+    if len(args) > 1 and isinstance(args[1], int) and abs(args[1]) > 100:
+        raise SandboxRefused("round() takes at most 100 digits here")
+    return round(*args)
+
+
+def _to_list(name: str, kind: type) -> Impl:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        _no_kwargs(name, kwargs)
+        return kind(guard.bounded(args[0])) if args else kind()
+
+    return impl
+
+
+def _dict(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    pairs = guard.bounded(args[0]) if args else []
+    return dict(pairs, **kwargs)
+
+
+def _sorted(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    reverse = bool(kwargs.pop("reverse", False))
+    _no_kwargs("sorted", kwargs)
+    items = guard.bounded(args[0])
+    guard.check_container(items)
+    return sorted(items, reverse=reverse)
+
+
+def _lazy(name: str, fn: Callable[..., Any]) -> Impl:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        if name != "enumerate":
+            _no_kwargs(name, kwargs)
+        elif set(kwargs) - {"start"}:
+            raise SandboxRefused("enumerate() takes only start=")
+        for arg in args[:1] if name == "enumerate" else args:
+            iter_checked(arg)
+        return fn(*args, **kwargs)
+
+    return impl
+
+
+def _simple(name: str, fn: Callable[..., Any]) -> Impl:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        _no_kwargs(name, kwargs)
+        return fn(*args)
+
+    return impl
+
+
+def _any_all(name: str, fn: Callable[..., Any]) -> Impl:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        _no_kwargs(name, kwargs)
+        return fn(guard.bounded(args[0]) if args else [])
+
+    return impl
+
+
+BUILTINS: dict[str, SafeFunction] = {
+    "print": SafeFunction("print", _print),
+    "len": SafeFunction("len", _len),
+    "range": SafeFunction("range", _range),
+    "abs": SafeFunction("abs", _simple("abs", abs)),
+    "min": SafeFunction("min", _minmax("min", min)),
+    "max": SafeFunction("max", _minmax("max", max)),
+    "round": SafeFunction("round", _round),
+    "float": SafeFunction("float", _simple("float", float), float),
+    "int": SafeFunction("int", _simple("int", int), int),
+    "bool": SafeFunction("bool", _simple("bool", bool), bool),
+    "str": SafeFunction("str", _str),
+    "repr": SafeFunction("repr", _repr),
+    "sum": SafeFunction("sum", _sum),
+    "list": SafeFunction("list", _to_list("list", list)),
+    "tuple": SafeFunction("tuple", _to_list("tuple", tuple)),
+    "dict": SafeFunction("dict", _dict),
+    "sorted": SafeFunction("sorted", _sorted),
+    "enumerate": SafeFunction("enumerate", _lazy("enumerate", enumerate)),
+    "zip": SafeFunction("zip", _lazy("zip", zip)),
+    "reversed": SafeFunction("reversed", _lazy("reversed", reversed)),
+    "any": SafeFunction("any", _any_all("any", any)),
+    "all": SafeFunction("all", _any_all("all", all)),
+}
+
+# Names that reach the interpreter, the OS or the object model: refused by name.
+FORBIDDEN_NAMES = frozenset(
+    _names(
+        """open eval exec compile getattr setattr delattr hasattr globals locals vars dir input
+    breakpoint type object super memoryview bytearray bytes help exit quit id hash classmethod
+    staticmethod property isinstance issubclass callable iter next format chr ord ascii bin hex
+    oct pow divmod license copyright credits reload importlib os sys subprocess builtins
+    __import__ __builtins__ frozenset set slice map filter complex aiter anext"""
+    )
+)
+
+
+# -- the namespaces a program starts with ----------------------------------------------------------
+
+
+def build_namespaces() -> dict[str, Namespace]:
+    """torch, np/numpy, nn, F and optim as the program sees them."""
+    functional = Namespace(
+        "torch.nn.functional", {n: _wrap(f"F.{n}", getattr(torch_f, n)) for n in _F_NAMES}
+    )
+    nn_members: dict[str, Any] = {
+        "Linear": SafeFunction("nn.Linear", _linear),
+        "Sequential": SafeFunction("nn.Sequential", _sequential),
+        "functional": functional,
+    }
+    for cls in MODULE_CLASSES - {nn.Linear, nn.Sequential}:
+        nn_members[cls.__name__] = _module_class(cls.__name__, cls)
+    nn_space = Namespace("torch.nn", nn_members)
+    optim = Namespace(
+        "torch.optim",
+        {"SGD": _optimizer("SGD", torch.optim.SGD), "Adam": _optimizer("Adam", torch.optim.Adam)},
+    )
+    torch_space = Namespace("torch", {**_torch_members(), "nn": nn_space, "optim": optim})
+    numpy_space = Namespace("numpy", _numpy_members())
+    return {
+        "torch": torch_space,
+        "np": numpy_space,
+        "numpy": numpy_space,
+        "nn": nn_space,
+        "F": functional,
+        "optim": optim,
+    }
+
+
+NAMESPACES = build_namespaces()
+
+
+def _all_attribute_names() -> frozenset[str]:
+    names: set[str] = set()
+    for space in NAMESPACES.values():
+        names.update(space.members)
+    for table in (
+        TENSOR_PROPS,
+        TENSOR_METHODS,
+        NDARRAY_PROPS,
+        NDARRAY_METHODS,
+        NODE_PROPS,
+        MODULE_PROPS,
+        MODULE_METHODS,
+        OPTIMIZER_METHODS,
+        LIST_METHODS,
+        DICT_METHODS,
+        STR_METHODS,
+        TUPLE_METHODS,
+    ):
+        names.update(table)
+    names.update({"name", "numel", "values", "indices", "item", "is_floating_point"})
+    return frozenset(names)
+
+
+# Every attribute name any whitelisted type has: anything else is refused before running.
+ALL_ATTRIBUTES = _all_attribute_names()
+
+CONTEXT_MANAGERS: tuple[type, ...] = (torch.no_grad, torch.enable_grad)

@@ -1,0 +1,86 @@
+"""Limits for learner programs and the exceptions the sandbox raises when a program breaks them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Every bound the interpreter enforces; the web layer fills these from settings."""
+
+    # Statements executed in total; each loop iteration's body statements count again.
+    max_statements: int = 10_000
+    # Iterations of one for/while loop (counted afresh each time the loop starts).
+    max_loop_iterations: int = 10_000
+    # Elements of any one tensor or array, checked before it is allocated.
+    max_tensor_elements: int = 1_000_000
+    # Bytes of all live tensors/arrays the program made (variables, temporaries of the
+    # statement being run, and tensors the autograd graph keeps for backward).
+    max_total_bytes: int = 64 * 1024 * 1024
+    # Size of a Python int, estimated before `**`, `*` and `<<` compute it.
+    max_int_bits: int = 4096
+    # Wall time of one program.
+    max_seconds: float = 5.0
+    # Tensors with more elements are shown with "values": null.
+    max_display_elements: int = 400
+    max_code_chars: int = 20_000
+    # Steps returned to the client; later statements still run but are not recorded.
+    max_steps_recorded: int = 2_000
+    # Additions to the brief's list (same spirit: every size a program controls is bounded).
+    # Items of one list/tuple/dict the program builds (`[0] * 10**9` is refused).
+    max_sequence_items: int = 100_000
+    # Characters of one string (`"a" * 10**9` is refused).
+    max_string_chars: int = 100_000
+    # AST nesting depth: `((((...))))` deeper than this is refused before anything runs.
+    max_nesting_depth: int = 50
+    # Characters of print output kept per program; the rest is dropped with a notice.
+    max_stdout_chars: int = 100_000
+    # Numbers serialised across all recorded steps; past this, steps stop being recorded.
+    max_recorded_numbers: int = 500_000
+    # Nodes of the autograd graph returned by autograd_graph (the walk stops past this).
+    max_graph_nodes: int = 1_000
+
+
+class SandboxRefused(Exception):
+    """A program the sandbox will not run (or stopped), mapped to HTTP 422 by the web layer.
+
+    Attributes:
+        line: 1-based line of the learner's code the refusal is about, or None.
+        reason: the learner-facing sentence without the line prefix.
+    """
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        self.line = line
+        self.reason = reason
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.line))
+
+    def with_line(self, line: int | None) -> SandboxRefused:
+        """The same refusal about ``line`` (guards raise without knowing the line)."""
+        return SandboxRefused(self.reason, line)
+
+
+class SandboxLimitExceeded(SandboxRefused):
+    """A limit hit while running; the message names the limit (e.g. ``max_tensor_elements``)."""
+
+    def __init__(self, reason: str, line: int | None = None, limit: str | None = None) -> None:
+        self.limit = limit
+        super().__init__(reason, line)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.line, self.limit))
+
+    def with_line(self, line: int | None) -> SandboxLimitExceeded:
+        """The same limit hit, about ``line``."""
+        return SandboxLimitExceeded(self.reason, line, self.limit)
+
+
+def over_limit(subject: str, limits: SandboxLimits, name: str) -> SandboxLimitExceeded:
+    """The standard message: "<subject> is over the limit of <value> (<limit name>)"."""
+    return SandboxLimitExceeded(
+        f"{subject} is over the limit of {getattr(limits, name)} ({name})", limit=name
+    )

@@ -1,0 +1,295 @@
+"""Learner values as JSON (the ``Value`` of the HTTP contract) and as bounded text for ``print``.
+
+JSON numbers cannot be NaN or infinite, so non-finite floats are encoded as the strings
+``"nan"``, ``"inf"`` and ``"-inf"`` wherever a number may appear (tensor values, grads, numbers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+
+from app.sandbox.guards import CONTAINERS, storage_range
+from app.sandbox.limits import SandboxLimits
+
+# How much of a container or string one Value shows; the rest is cut with "truncated": true.
+MAX_ITEMS_SHOWN = 100
+MAX_DEPTH_SHOWN = 6
+MAX_TEXT_SHOWN = 2_000
+# Values (nested items, tensors) one variable may show in total.
+MAX_NODES_PER_VARIABLE = 2_000
+
+
+class RecordingBudgetExceeded(Exception):
+    """The serializer went past its total budget of numbers (``max_recorded_numbers``)."""
+
+
+_NP_DTYPE_TYPES = (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64)
+
+
+def clean_number(value: Any) -> Any:
+    """A JSON-safe number: non-finite floats become "nan", "inf" or "-inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def clean_nested(values: Any) -> Any:
+    """``clean_number`` through the nested lists ``tolist()`` returns."""
+    if isinstance(values, list):
+        return [clean_nested(v) for v in values]
+    return clean_number(values)
+
+
+def dtype_name(dtype: torch.dtype | np.dtype[Any] | type) -> str:
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    return str(np.dtype(dtype))
+
+
+def tensor_values(tensor: torch.Tensor, limit: int) -> Any:
+    """Nested list (or a plain number for a 0-d tensor), None past ``limit`` elements."""
+    if tensor.numel() > limit:
+        return None
+    return clean_nested(tensor.detach().cpu().tolist())
+
+
+class StorageTokens:
+    """Short stable names ("s1", "s2", ...) for memory blocks, shared by objects that overlap."""
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[int, int, str, list[weakref.ref[Any]]]] = []
+        self._empty: dict[int, tuple[weakref.ref[Any], str]] = {}
+        self._count = 0
+
+    def _new(self) -> str:
+        self._count += 1
+        return f"s{self._count}"
+
+    def token(self, obj: torch.Tensor | np.ndarray) -> str:
+        start, nbytes = storage_range(obj)
+        if start == 0 or nbytes == 0:
+            known = self._empty.get(id(obj))
+            if known is not None and known[0]() is obj:
+                return known[1]
+            name = self._new()
+            self._empty[id(obj)] = (weakref.ref(obj), name)
+            return name
+        end = start + nbytes
+        self._blocks = [b for b in self._blocks if any(r() is not None for r in b[3])]
+        for i, (s, e, name, refs) in enumerate(self._blocks):
+            if start < e and s < end:
+                if not any(r() is obj for r in refs):
+                    refs.append(weakref.ref(obj))
+                if start < s or end > e:
+                    self._blocks[i] = (min(s, start), max(e, end), name, refs)
+                return name
+        name = self._new()
+        self._blocks.append((start, end, name, [weakref.ref(obj)]))
+        return name
+
+
+class Serializer:
+    """Turns learner values into ``Value`` dicts, counting the numbers it emits."""
+
+    def __init__(self, limits: SandboxLimits) -> None:
+        self.limits = limits
+        self.tokens = StorageTokens()
+        self.numbers = 0
+        self.budget = limits.max_recorded_numbers
+        self._nodes_left = MAX_NODES_PER_VARIABLE
+
+    def variables(self, env: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Every variable's Value; raises RecordingBudgetExceeded past the total budget."""
+        result = {}
+        for name, value in env.items():
+            self._nodes_left = MAX_NODES_PER_VARIABLE
+            result[name] = self.value(value)
+        return result
+
+    def value(self, obj: Any, depth: int = 0, path: tuple[int, ...] = ()) -> dict[str, Any]:
+        self.numbers += 1
+        self._nodes_left -= 1
+        if self.numbers > self.budget:
+            raise RecordingBudgetExceeded
+        if isinstance(obj, torch.Tensor):
+            return self.tensor(obj)
+        if isinstance(obj, np.ndarray):
+            return self.ndarray(obj)
+        if obj is None:
+            return {"kind": "none"}
+        if isinstance(obj, bool | np.bool_):
+            return {"kind": "bool", "value": bool(obj)}
+        if isinstance(obj, int | float | np.integer | np.floating):
+            number = obj.item() if isinstance(obj, np.generic) else obj
+            return {
+                "kind": "number",
+                "value": clean_number(number),
+                "type": "int" if isinstance(number, int) else "float",
+            }
+        if isinstance(obj, str):
+            return {
+                "kind": "str",
+                "value": obj[:MAX_TEXT_SHOWN],
+                "truncated": len(obj) > MAX_TEXT_SHOWN,
+            }
+        if isinstance(obj, torch.dtype) or (isinstance(obj, type) and obj in _NP_DTYPE_TYPES):
+            return {"kind": "dtype", "value": dtype_name(obj)}
+        if isinstance(obj, torch.Size):
+            return {"kind": "size", "value": list(obj)}
+        if isinstance(obj, torch.autograd.graph.Node):
+            return {"kind": "grad_fn", "name": type(obj).__name__}
+        if isinstance(obj, torch.nn.Module):
+            return {
+                "kind": "module",
+                "repr": repr(obj)[:MAX_TEXT_SHOWN],
+                "parameters": {
+                    name: self.tensor(p) for name, p in list(obj.named_parameters())[:32]
+                },
+            }
+        if isinstance(obj, CONTAINERS) and not _is_structseq(obj):
+            return self.container(obj, depth, path)
+        return {"kind": "other", "repr": short_repr(obj)}
+
+    def tensor(self, t: torch.Tensor) -> dict[str, Any]:
+        # Not cached between steps: NumPy can change a shared tensor without bumping _version.
+        grad = t.grad if t.is_leaf or t.retains_grad else None
+        return self._tensor(t, grad)
+
+    def _tensor(self, t: torch.Tensor, grad: torch.Tensor | None) -> dict[str, Any]:
+        limit = self.limits.max_display_elements
+        values = tensor_values(t, limit)
+        grad_values = tensor_values(grad, limit) if grad is not None else None
+        self.numbers += (t.numel() if values is not None else 0) + (
+            grad.numel() if grad_values is not None and grad is not None else 0
+        )
+        return {
+            "kind": "tensor",
+            "shape": list(t.shape),
+            "dtype": dtype_name(t.dtype),
+            "stride": list(t.stride()),
+            "values": values,
+            "requires_grad": t.requires_grad,
+            "is_leaf": t.is_leaf,
+            "grad_fn": type(t.grad_fn).__name__ if t.grad_fn is not None else None,
+            "grad": grad_values,
+            "storage": self.tokens.token(t),
+            "version": t._version,
+        }
+
+    def ndarray(self, a: np.ndarray) -> dict[str, Any]:
+        shown = a.size <= self.limits.max_display_elements
+        if shown:
+            self.numbers += a.size
+        return {
+            "kind": "ndarray",
+            "shape": list(a.shape),
+            "dtype": str(a.dtype),
+            "stride": [s // a.itemsize for s in a.strides] if a.itemsize else list(a.strides),
+            "values": clean_nested(a.tolist()) if shown else None,
+            "storage": self.tokens.token(a),
+        }
+
+    def container(self, obj: Any, depth: int, path: tuple[int, ...]) -> dict[str, Any]:
+        kinds: dict[type, str] = {dict: "dict", tuple: "tuple", set: "set", frozenset: "set"}
+        kind = kinds.get(type(obj), "list")
+        if depth >= MAX_DEPTH_SHOWN or id(obj) in path or self._nodes_left <= 0:
+            return {"kind": "other", "repr": "[...]" if kind == "list" else "(...)"}
+        inner = (*path, id(obj))
+        result: dict[str, Any] = {"kind": kind, "length": len(obj)}
+        shown = min(len(obj), MAX_ITEMS_SHOWN, max(self._nodes_left, 0))
+        if isinstance(obj, dict):
+            pairs = list(itertools.islice(obj.items(), shown))
+            result["items"] = [
+                {"key": self.value(k, depth + 1, inner), "value": self.value(v, depth + 1, inner)}
+                for k, v in pairs
+            ]
+        else:
+            items = list(itertools.islice(obj, shown))
+            result["items"] = [self.value(v, depth + 1, inner) for v in items]
+        result["truncated"] = len(obj) > shown
+        return result
+
+
+def _is_structseq(obj: Any) -> bool:
+    return type(obj).__module__ == "torch.return_types"
+
+
+def short_repr(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= MAX_TEXT_SHOWN else text[:MAX_TEXT_SHOWN] + "..."
+
+
+class _Text:
+    """Accumulates text up to a character budget, then ignores the rest."""
+
+    def __init__(self, budget: int) -> None:
+        self.parts: list[str] = []
+        self.room = budget
+        self.full = False
+
+    def add(self, text: str) -> None:
+        if self.full:
+            return
+        if len(text) > self.room:
+            text = text[: self.room]
+            self.full = True
+        self.parts.append(text)
+        self.room -= len(text)
+
+
+def format_value(obj: Any, as_repr: bool = False, budget: int = 100_000) -> tuple[str, bool]:
+    """``str(obj)`` (or ``repr``) cut at ``budget`` characters; returns (text, was_cut).
+
+    Containers are printed here rather than by Python so that shared or nested lists cannot make
+    printing run away; cycles show as ``[...]``. Tensors and arrays use their library's own
+    (summarising) repr.
+    """
+    out = _Text(budget)
+    _format(obj, as_repr, out, 0, ())
+    return "".join(out.parts), out.full
+
+
+def _format(obj: Any, as_repr: bool, out: _Text, depth: int, path: tuple[int, ...]) -> None:
+    if out.full:
+        return
+    if isinstance(obj, str):
+        out.add(repr(obj) if as_repr else obj)
+        return
+    if not isinstance(obj, CONTAINERS) or _is_structseq(obj) or isinstance(obj, torch.Size):
+        out.add(repr(obj) if as_repr else str(obj))
+        return
+    if id(obj) in path or depth >= 20:
+        out.add("[...]" if isinstance(obj, list) else "(...)")
+        return
+    inner = (*path, id(obj))
+    if isinstance(obj, dict):
+        out.add("{")
+        for i, (key, value) in enumerate(obj.items()):
+            if out.full:
+                return
+            out.add(", " if i else "")
+            _format(key, True, out, depth + 1, inner)
+            out.add(": ")
+            _format(value, True, out, depth + 1, inner)
+        out.add("}")
+        return
+    if isinstance(obj, set | frozenset) and not obj:
+        out.add("set()")
+        return
+    brackets: dict[type, tuple[str, str]] = {tuple: ("(", ")"), list: ("[", "]")}
+    opening, closing = brackets.get(type(obj), ("{", "}"))
+    out.add(opening)
+    for i, item in enumerate(obj):
+        if out.full:
+            return
+        out.add(", " if i else "")
+        _format(item, True, out, depth + 1, inner)
+    if isinstance(obj, tuple) and len(obj) == 1:
+        out.add(",")
+    out.add(closing)

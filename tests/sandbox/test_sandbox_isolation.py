@@ -1,0 +1,60 @@
+"""run_program_isolated: same answers as in-process, and a runaway worker is killed and replaced."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from app.sandbox import (
+    SandboxLimitExceeded,
+    SandboxLimits,
+    SandboxRefused,
+    run_program,
+    run_program_isolated,
+)
+from app.sandbox.isolation import KILL_MARGIN_SECONDS, configure_pool, shutdown_pool
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pool() -> Iterator[None]:
+    configure_pool(size=1).warm(1)
+    yield
+    shutdown_pool()
+
+
+def test_isolated_run_gives_the_same_steps_as_in_process() -> None:
+    code = "a = torch.ones(2, 2)\nb = a.view(4, -1)\nprint(b.shape)\n"
+    assert run_program_isolated(code) == run_program(code)
+
+
+def test_isolated_graph_gives_the_contract_answer() -> None:
+    code = "x = torch.tensor(1.0, requires_grad=True)\ny = x + 2\nz = y * y\n"
+    graph = run_program_isolated(code, kind="graph", backward="z")
+    assert graph["variables"]["x"]["grad"] == 6.0
+
+
+def test_refusals_and_limits_come_back_as_the_same_exceptions() -> None:
+    with pytest.raises(SandboxRefused) as refused:
+        run_program_isolated("x = 1\nimport os\n")
+    assert refused.value.line == 2 and "import os" in refused.value.reason
+    with pytest.raises(SandboxLimitExceeded) as limit:
+        run_program_isolated("x = torch.ones(100000, 100000)")
+    assert limit.value.limit == "max_tensor_elements"
+
+
+def test_a_runaway_worker_is_killed_past_max_seconds_and_the_next_call_works() -> None:
+    # One float64 matmul of 250 GFLOP (seconds even on one fast core): the interpreter cannot
+    # stop a single library call, the worker process is killed instead.
+    limits = SandboxLimits(max_seconds=0.2, max_tensor_elements=30_000_000, max_total_bytes=1024**3)
+    code = "a = torch.ones(5000, 5000, dtype=torch.float64)\nb = a @ a\n"
+    started = time.monotonic()
+    with pytest.raises(SandboxLimitExceeded) as info:
+        run_program_isolated(code, limits)
+    elapsed = time.monotonic() - started
+    assert elapsed < limits.max_seconds + KILL_MARGIN_SECONDS + 1.0
+    assert info.value.limit == "max_seconds"
+    assert "max_seconds" in str(info.value)
+    result = run_program_isolated("x = torch.ones(3)\n")
+    assert result["error"] is None and result["steps"][0]["variables"]["x"]["shape"] == [3]
