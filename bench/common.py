@@ -167,6 +167,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "-"
     if unit == "B":
         return f"{value:,.0f} B"
+    if unit == "/s":
+        return f"{value:,.0f} /s"
     if value >= 1:
         return f"{value:.2f} s"
     return f"{value * 1e3:.3g} ms"

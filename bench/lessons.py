@@ -22,7 +22,7 @@ from torch import nn
 from app.config import Settings
 from app.lessons import softmax
 from app.main import create_app
-from app.web.lesson_views import VIEWS
+from app.web.views import VIEWS
 from bench.common import Context, Row, compare
 
 GROUP = "in-process latency (median of n; bare = plain torch, same process)"

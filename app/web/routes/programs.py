@@ -47,12 +47,12 @@ _warmed = False
 
 
 def warm_sandbox(settings: Settings) -> None:
-    """Start one worker in the background, once per process, so the first program is quick."""
+    """Start the pool's workers in the background, once per process, so no request waits for one."""
     global _warmed
     if not _warmed:
         _warmed = True
         ensure_pool(settings)
-        get_pool().warm(1, wait=False)
+        get_pool().warm(get_pool().size, wait=False)
 
 
 def _run(code: str, settings: Settings, kind: str, backward: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,148 @@
+"""Learner programs: the sandbox's cost next to the same statements run directly in PyTorch.
+
+The app side is a full request to POST /api/tensors/run (validation, the worker pool's socket
+round trip, the interpreter recording every variable after every statement, JSON); the bare side
+is the same program written as plain PyTorch in this process. Also the requests per second that
+POST /api/autograd/graph answers on the notes' example, several clients at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import torch
+
+from app.config import Settings
+from app.main import create_app
+from bench.common import Context, Row, compare
+
+GROUP = "learner programs (median of n; bare = the same statements in plain torch)"
+
+VIEW = "a = torch.ones(2, 2)\nb = a.view(4, -1)\n"
+NOTES_GRAPH = "x = torch.tensor(1.0, requires_grad=True)\ny = x + 2\nz = y * y\n"
+DESCENT = """X = torch.tensor([1., 2., 3., 4.])
+Y = 2 * X
+w = torch.tensor(0.0, requires_grad=True)
+lr = 0.01
+for epoch in range(20):
+    y_pred = w * X
+    loss = ((y_pred - Y) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        w -= lr * w.grad
+    w.grad.zero_()
+"""
+
+
+def bare_view() -> torch.Tensor:
+    a = torch.ones(2, 2)
+    return a.view(4, -1)  # (4, 1)
+
+
+def bare_descent() -> float:
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    y = 2 * x
+    w = torch.tensor(0.0, requires_grad=True)
+    lr = 0.01
+    for _ in range(20):
+        loss = ((w * x - y) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            assert w.grad is not None
+            w -= lr * w.grad
+        assert w.grad is not None
+        w.grad.zero_()
+    return w.item()
+
+
+def bare_graph() -> float:
+    x = torch.tensor(1.0, requires_grad=True)
+    z = (x + 2) * (x + 2)
+    z.backward()
+    assert x.grad is not None
+    return x.grad.item()
+
+
+def run(ctx: Context) -> list[Row]:
+    torch.set_num_threads(1)
+    app = create_app(Settings(data_dir=ctx.tmp / "programs", torch_threads=1))
+    rows: list[Row] = []
+    runner = asyncio.Runner()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+
+    async def post(path: str, body: dict[str, object]) -> httpx.Response:
+        response = await client.post(path, json=body)
+        response.raise_for_status()
+        return response
+
+    try:
+        # The first call waits for a worker process to start; it is not what a learner waits for.
+        runner.run(post("/api/tensors/run", {"code": VIEW}))
+        final = runner.run(post("/api/tensors/run", {"code": DESCENT})).json()
+        w = final["steps"][-1]["variables"]["w"]["values"]
+        assert abs(w - bare_descent()) < 1e-6, (w, bare_descent())
+        for name, code, bare in (
+            ("POST /api/tensors/run: view(4, -1)", VIEW, bare_view),
+            ("POST /api/tensors/run: 20-epoch descent loop", DESCENT, bare_descent),
+        ):
+            app_t, bare_t = compare(
+                lambda code=code: runner.run(post("/api/tensors/run", {"code": code})),
+                bare,
+                ctx.repeat(100),
+                3,
+                ctx.budget(8.0),
+            )
+            rows.append(Row.timed(GROUP, name, app_t, bare_t, "bare == app (final w)"))
+
+        body = {"code": NOTES_GRAPH, "backward": "z"}
+        graph = runner.run(post("/api/autograd/graph", body)).json()
+        assert graph["variables"]["x"]["grad"] == bare_graph() == 6.0
+        app_t, bare_t = compare(
+            lambda: runner.run(post("/api/autograd/graph", body)),
+            bare_graph,
+            ctx.repeat(100),
+            3,
+            ctx.budget(6.0),
+        )
+        rows.append(
+            Row.timed(GROUP, "POST /api/autograd/graph: the notes' z = y * y", app_t, bare_t)
+        )
+
+        async def throughput(seconds: float, clients: int = 8) -> tuple[int, float]:
+            done = 0
+            deadline = time.perf_counter() + seconds
+
+            async def one() -> None:
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    await post("/api/autograd/graph", body)
+                    done += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(clients)))
+            return done, time.perf_counter() - started
+
+        runner.run(throughput(1.0))  # every worker of the pool started and warm
+        count, elapsed = runner.run(throughput(ctx.budget(5.0)))
+        bare_count, bare_started = 0, time.perf_counter()
+        while time.perf_counter() - bare_started < elapsed:
+            bare_graph()
+            bare_count += 1
+        bare_elapsed = time.perf_counter() - bare_started
+        rows.append(
+            Row(
+                group="throughput (requests or calls per second; ratio = app / bare)",
+                name="POST /api/autograd/graph, 8 clients in process",
+                unit="/s",
+                app=count / elapsed,
+                bare=bare_count / bare_elapsed,
+                notes="bare = the same backward in a plain loop, one thread",
+                n=count,
+            )
+        )
+    finally:
+        runner.run(client.aclose())
+        runner.close()
+    return rows
