@@ -29,6 +29,8 @@ LESSONS: tuple[Lesson, ...] = (
         "Tensor Basics",
         "Create tensors, reshape them with view(4, -1), slice them, and watch .numpy() "
         "share memory.",
+        live=True,
+        apis=("POST /api/tensors/run",),
     ),
     Lesson(
         "autograd",
@@ -36,6 +38,8 @@ LESSONS: tuple[Lesson, ...] = (
         "Gradient Calculation",
         "See the dynamic computation graph: y = x + 2 gives AddBackward0, and backward() "
         "walks it with the chain rule.",
+        live=True,
+        apis=("POST /api/autograd/graph", "POST /api/tensors/run"),
     ),
     Lesson(
         "training-pipeline",

@@ -113,6 +113,10 @@ export function describe(value) {
     }
     case "dtype":
       return `torch.${value.value}`;
+    case "size":
+      return `torch.Size([${value.value.join(", ")}])`;
+    case "grad_fn":
+      return `<${value.name}>`;
     default:
       return value.repr ?? value.value ?? value.kind;
   }

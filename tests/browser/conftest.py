@@ -177,6 +177,10 @@ class Problems:
         self.seen.append(f"uncaught exception: {error.message}\n{error.stack or ''}")
 
     def on_request_failed(self, request: Any) -> None:
+        # A navigation cancels what the old page still had in flight (the favicon, a superseded
+        # partial update): Chromium reports that as ERR_ABORTED, and it is not a fault.
+        if "ERR_ABORTED" in str(request.failure):
+            return
         self.seen.append(f"request failed: {request.method} {request.url}: {request.failure}")
 
     def on_response(self, response: Any) -> None:

@@ -196,7 +196,7 @@ def test_lesson_view_json_twin_matches_the_api(client: TestClient) -> None:
 
 def test_lesson_view_unknown_or_coming_soon_is_404(client: TestClient) -> None:
     assert client.get("/api/lessons/nope/view").status_code == 404
-    r = client.get("/api/lessons/tensors/view")
+    r = client.get("/api/lessons/saving-loading/view")
     assert r.status_code == 404 and "coming soon" in r.json()["detail"]
 
 

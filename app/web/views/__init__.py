@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from app.web.views import activations, softmax
+from app.web.views import activations, autograd, softmax, tensors
 from app.web.views.base import LessonView
 
-VIEWS: dict[str, LessonView] = {view.slug: view for view in (softmax.VIEW, activations.VIEW)}
+VIEWS: dict[str, LessonView] = {
+    view.slug: view for view in (softmax.VIEW, activations.VIEW, tensors.VIEW, autograd.VIEW)
+}
 
 __all__ = ["VIEWS", "LessonView"]

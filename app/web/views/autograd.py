@@ -1,0 +1,96 @@
+"""The gradient-calculation page: learner programs run in the sandbox's worker processes."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import textwrap
+from collections.abc import Mapping
+from dataclasses import asdict
+from functools import lru_cache
+from typing import Any, Literal
+
+from app.config import Settings
+from app.lessons import autograd
+from app.sandbox import SandboxLimits, SandboxRefused, run_program_isolated
+from app.sandbox import graph as sandbox_graph
+from app.sandbox.isolation import SandboxBusy
+from app.viz import autograd as autograd_figures
+from app.web.forms import params_from_query
+from app.web.routes import programs
+from app.web.views.base import LessonView, source
+
+LIMITS = autograd.AutogradLimits()
+
+
+def refused(exc: SandboxRefused, kind: str) -> dict[str, Any]:
+    """A program the sandbox would not run, as an empty result whose error says why."""
+    error = {"line": exc.line, "message": exc.reason}
+    if kind == "run":
+        return {"steps": [], "error": error, "refused": True}
+    return {
+        "nodes": [], "edges": [], "backward_steps": [], "variables": {}, "error": error,
+        "refused": True, "truncated": False, "stdout": "",
+    }  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _lesson_program(
+    code: str, kind: Literal["run", "graph"], backward: str | None, limits: SandboxLimits
+) -> dict[str, Any]:
+    return run_program_isolated(code, limits, kind, backward)
+
+
+def runner(settings: Settings) -> autograd.Runner:
+    """Run programs in the sandbox's workers; the page's own fixed programs are run once."""
+    limits = programs.sandbox_limits(settings)
+    programs.ensure_pool(settings)
+
+    def run(code: str, kind: Literal["run", "graph"], backward: str | None) -> dict[str, Any]:
+        try:
+            if autograd.is_lesson_program(code):
+                return copy.deepcopy(_lesson_program(code, kind, backward, limits))
+            return run_program_isolated(code, limits, kind, backward)
+        except SandboxBusy:
+            raise  # 429: try again in a moment
+        except SandboxRefused as exc:  # shown beside the editor, so the learner can fix it
+            return refused(exc, kind)
+
+    return run
+
+
+def _parse(query: Mapping[str, str], settings: Settings) -> autograd.AutogradParams:
+    return params_from_query(autograd.AutogradParams(), query, {})
+
+
+def _form(params: autograd.AutogradParams) -> dict[str, Any]:
+    form = asdict(params)
+    # The query string of this view without the replay step: the replay's links add it.
+    state = {k: v for k, v in form.items() if k != "step" and v is not None}
+    if not params.code.strip():
+        state.pop("code")
+    form["state"] = state
+    form["examples"] = [(name, example.title) for name, example in autograd.EXAMPLES.items()]
+    return form
+
+
+VIEW = LessonView(
+    slug="autograd",
+    parse=_parse,
+    explore=lambda params, settings: autograd.explore(params, LIMITS, runner(settings)),
+    figures=autograd_figures.figures,
+    code={
+        "graph": "\n\n".join(
+            [
+                textwrap.dedent(inspect.getsource(sandbox_graph._GraphBuilder.walk)).rstrip(),
+                source(sandbox_graph._run_backward, autograd.backward_story),
+            ]
+        ),
+        "chain": source(autograd.chain_rule, autograd.notes_z, autograd.finite_difference),
+        "accumulation": source(autograd.grad_after_each_statement),
+        "no_grad": source(autograd.no_grad_comparison, autograd.loose_tensors),
+        "descent": source(autograd.gradient_descent),
+    },
+    snippet=autograd.snippet,
+    form=_form,
+)

@@ -1,0 +1,484 @@
+// Tensor basics: step through a program's trace in the browser, as Python Tutor does.
+// The server rendered the first view and embedded the whole trace (every variable after every
+// statement), so stepping needs no request; Run sends the edited code to POST /api/tensors/run.
+// The state lives in the URL: ?example=<name>[&code=<edited program>]&step=<n>[&var=<tensor>].
+// Learner text only ever reaches the page through textContent.
+import { storageColour, valueCard } from "./values.js";
+
+const data = JSON.parse(document.getElementById("tensors-data").textContent);
+const examples = data.form.examples;
+const URL_CODE_LIMIT = data.form.max_url_code_chars;
+const ARRAY_KINDS = ["tensor", "ndarray"];
+const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+const MAX_LABELLED_CELLS = 64; // as app/viz/tensors.py
+
+const $ = (id) => document.getElementById(id);
+const editor = $("code");
+const gutter = $("gutter");
+const plot = $("fig-heatmap");
+const baseLayout = JSON.parse(plot.closest(".plot-wrap").querySelector("script.plot-data").textContent).layout;
+
+// The program that ran and its trace; `step` is 1-based, 0 when there is nothing to show.
+const state = {
+  example: data.form.example,
+  code: data.result.code,
+  steps: data.result.steps,
+  error: data.result.error,
+  refused: data.result.refused,
+  truncated: data.result.truncated,
+  step: data.result.step,
+  variable: data.form.var, // the tensor the learner picked for the heatmap ("" = automatic)
+};
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const isArray = (value) => value && ARRAY_KINDS.includes(value.kind);
+const count = () => state.steps.length + (state.error ? 1 : 0);
+const edited = () => state.code !== examples[state.example]?.code;
+
+function flatten(values) {
+  return Array.isArray(values) ? values.flatMap(flatten) : [values];
+}
+
+// --- what one step shows (app/lessons/tensors.py step_view, in the browser) -----------------------
+
+function sharedStorage(variables) {
+  const groups = new Map();
+  for (const [name, value] of Object.entries(variables)) {
+    if (!isArray(value) || !value.storage) continue;
+    if (!groups.has(value.storage)) groups.set(value.storage, []);
+    groups.get(value.storage).push(name);
+  }
+  return [...groups].filter(([, names]) => names.length > 1).map(([storage, names]) => ({ storage, names }));
+}
+
+function heatmapVariable(variables, changed, wanted) {
+  const arrays = Object.keys(variables).filter((name) => isArray(variables[name]));
+  if (arrays.includes(wanted)) return wanted;
+  const changedArrays = changed.filter((name) => arrays.includes(name));
+  if (changedArrays.length) return changedArrays[0];
+  return arrays.length ? arrays[arrays.length - 1] : null;
+}
+
+function stepView(step) {
+  const total = count();
+  if (total === 0) return { step: 0, count: 0, index: null, line: null, isError: false, changed: [], variables: {}, before: {} };
+  step = Math.min(Math.max(step, 1), total);
+  const isError = Boolean(state.error) && step === total;
+  const index = isError ? (state.steps.length ? state.steps.length - 1 : null) : step - 1;
+  const variables = index === null ? {} : state.steps[index].variables;
+  const before = index !== null && index > 0 ? state.steps[index - 1].variables : {};
+  const changed = isError ? [] : Object.keys(variables).filter((name) => !same(before[name], variables[name]));
+  const line = isError ? state.error.line : state.steps[step - 1].line;
+  return { step, count: total, index, line, isError, changed, variables, before };
+}
+
+// --- rendering ---------------------------------------------------------------------------------
+
+function listNames(names) {
+  return names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+function renderListing(view) {
+  const listing = $("listing");
+  const badLine = view.isError ? view.line : state.refused?.line;
+  listing.replaceChildren(
+    ...state.code.split("\n").map((text, i) => {
+      const n = i + 1;
+      const li = el("li");
+      li.dataset.line = String(n);
+      if (n === badLine) li.className = "error";
+      else if (n === view.line) li.className = "current";
+      li.append(el("span", "ln", String(n)), el("code", "", text));
+      return li;
+    }),
+  );
+  if (state.code.endsWith("\n")) listing.lastChild?.remove(); // the newline ends the last line
+  // Keep the marked line in view inside the listing, without scrolling the page.
+  const marked = listing.querySelector(".current, .error");
+  if (marked && listing.scrollHeight > listing.clientHeight) {
+    const { offsetTop: top, offsetHeight: height } = marked;
+    if (top < listing.scrollTop || top + height > listing.scrollTop + listing.clientHeight) {
+      listing.scrollTop = top - listing.clientHeight / 2;
+    }
+  }
+}
+
+function renderCaption(view, current) {
+  const caption = $("step-caption");
+  caption.replaceChildren();
+  if (state.refused) caption.textContent = "The sandbox refused this program, so nothing ran.";
+  else if (view.count === 0) caption.textContent = "Nothing to step through: the program is empty.";
+  else if (view.isError) caption.textContent = `Line ${view.line} failed; the variables are as the line before left them.`;
+  else {
+    caption.append(`Line ${view.line} just ran: `, el("code", "", current.source));
+    if (view.changed.length) caption.append(` · changed: ${view.changed.join(", ")}`);
+  }
+  const error = $("step-error");
+  error.hidden = !view.isError;
+  error.textContent = view.isError ? `line ${state.error.line}: ${state.error.message}` : "";
+}
+
+function markChangedCells(card, before, value) {
+  if (!isArray(before) || !same(before.shape, value.shape) || !before.values || !value.values) return;
+  const grid = card.querySelector(":scope > table.grid, :scope > .slices");
+  if (!grid) return;
+  const old = flatten(before.values);
+  const now = flatten(value.values);
+  grid.querySelectorAll("td").forEach((td, i) => {
+    if (!same(old[i], now[i])) td.classList.add("changed");
+  });
+}
+
+function card(name, value, view, shared) {
+  const changed = view.changed.includes(name);
+  const node = valueCard(name, value, { changed });
+  if (changed) markChangedCells(node, view.before[name], value);
+  const group = shared.find((g) => g.names.includes(name));
+  if (group) {
+    const others = group.names.filter((other) => other !== name);
+    node.querySelector(".value-head").append(el("span", "badge-chip shared", `shares memory with ${others.join(", ")}`));
+  }
+  return node;
+}
+
+function renderVariables(view) {
+  const shared = sharedStorage(view.variables);
+  $("shared-notes").replaceChildren(
+    ...shared.map(({ storage, names }) => {
+      const li = el("li");
+      li.dataset.storage = storage;
+      const swatch = el("span", "swatch");
+      swatch.style.background = storageColour(storage);
+      li.append(swatch, `${listNames(names)} share memory (storage ${storage}): change one and the other changes.`);
+      return li;
+    }),
+  );
+  const cards = Object.entries(view.variables).map(([name, value]) => card(name, value, view, shared));
+  $("variables").replaceChildren(...(cards.length ? cards : [el("p", "muted", "No variables yet.")]));
+}
+
+function renderStdout(view) {
+  const shown = view.index === null ? 0 : view.index + 1;
+  const upTo = view.isError ? shown : shown - 1;
+  const before = state.steps.slice(0, Math.max(upTo, 0)).map((s) => s.stdout).join("");
+  const own = !view.isError && view.index !== null ? state.steps[view.index].stdout : "";
+  const out = $("stdout");
+  out.replaceChildren(before);
+  if (own) out.append(el("mark", "", own));
+}
+
+function rows(values, shape) {
+  const flat = flatten(values).map((v) => {
+    if (typeof v === "boolean") return v ? 1 : 0;
+    return typeof v === "number" && Number.isFinite(v) ? v : null;
+  });
+  const columns = shape.length ? shape[shape.length - 1] : 1;
+  const out = [];
+  for (let i = 0; columns > 0 && i < flat.length; i += columns) out.push(flat.slice(i, i + columns));
+  return out;
+}
+
+// The heatmap of app/viz/tensors.py, rebuilt in the browser for the current step.
+function heatmapFigure(name, value) {
+  const layout = structuredClone(baseLayout);
+  const setTitle = (text) => (layout.title = { ...layout.title, text });
+  // Nothing to draw: an empty heatmap, as app/viz/tensors.py empty().
+  const empty = (text) => {
+    setTitle(text);
+    layout.height = 260;
+    return { data: [{ type: "heatmap", z: [], showscale: false, hoverinfo: "skip" }], layout };
+  };
+  if (!name || !value) return empty("No tensor at this step");
+  const shape = value.shape;
+  const title = `${name}: ${value.kind === "tensor" ? "tensor" : "ndarray"} [${shape.join(", ")}], ${value.dtype}`;
+  if (value.values === null || value.values === undefined) return empty(`${title} (too many elements to draw)`);
+  setTitle(title);
+  const z = rows(value.values, shape);
+  const cells = z.reduce((sum, row) => sum + row.length, 0);
+  const trace = {
+    type: "heatmap",
+    z,
+    colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]],
+    xgap: 2,
+    ygap: 2,
+    hovertemplate: "row %{y}, column %{x}: %{z}<extra></extra>",
+    colorbar: { thickness: 12 },
+  };
+  if (cells <= MAX_LABELLED_CELLS) trace.texttemplate = "%{z:.4~g}";
+  const axis = (base, text, extra) => ({ ...base, title: { text }, dtick: 1, zeroline: false, ...extra });
+  layout.xaxis = axis(layout.xaxis, shape.length > 1 ? "column" : "index", {});
+  layout.yaxis = axis(layout.yaxis, shape.length > 1 ? "row" : "", { autorange: "reversed" });
+  layout.height = Math.max(220, Math.min(420, 90 + 44 * z.length));
+  return { data: [trace], layout };
+}
+
+function renderHeatmap(view) {
+  const name = heatmapVariable(view.variables, view.changed, state.variable);
+  const select = $("heatmap-var");
+  const arrays = Object.keys(view.variables).filter((n) => isArray(view.variables[n]));
+  select.replaceChildren(
+    ...arrays.map((n) => {
+      const option = el("option", "", n);
+      option.value = n;
+      option.selected = n === name;
+      return option;
+    }),
+  );
+  select.disabled = arrays.length === 0;
+  const figure = heatmapFigure(name, name ? view.variables[name] : null);
+  if (window.Plotly) window.Plotly.react(plot, figure.data, figure.layout, PLOT_CONFIG);
+}
+
+function renderStepper(view) {
+  const slider = $("step-slider");
+  slider.max = String(Math.max(view.count, 1));
+  slider.value = String(Math.max(view.step, 1));
+  slider.disabled = view.count === 0;
+  $("step-label").textContent = `Step ${view.step} of ${view.count}`;
+  const targets = { "step-first": 1, "step-prev": view.step - 1, "step-next": view.step + 1, "step-last": view.count };
+  for (const [id, target] of Object.entries(targets)) {
+    const link = $(id);
+    const off = view.count === 0 || target < 1 || target > view.count || target === view.step;
+    link.setAttribute("aria-disabled", String(off));
+    link.href = `${location.pathname}?${query(Math.min(Math.max(target, 1), Math.max(view.count, 1)))}`;
+  }
+}
+
+function render() {
+  const view = stepView(state.step);
+  state.step = view.step;
+  const current = view.index !== null && !view.isError ? state.steps[view.index] : null;
+  renderStepper(view);
+  renderListing(view);
+  renderCaption(view, current);
+  renderVariables(view);
+  renderStdout(view);
+  renderHeatmap(view);
+  $("truncated-note").hidden = !state.truncated;
+  const message = $("program-message");
+  message.hidden = !state.refused;
+  message.textContent = state.refused ? state.refused.message : "";
+}
+
+let snippetCode = data.result.code; // the program the "Try it yourself" block shows
+
+function renderProgramInfo() {
+  const example = examples[state.example];
+  $("explanation-title").textContent = edited() ? `Your edit of: ${example.title}` : example.title;
+  $("explanation").textContent = example.explanation;
+  for (const link of document.querySelectorAll(".example-link")) {
+    if (link.dataset.example === state.example && !edited()) link.setAttribute("aria-current", "true");
+    else link.removeAttribute("aria-current");
+  }
+  if (state.code !== snippetCode) {
+    // Plain text: the server's highlighted copy is for the program it rendered.
+    const pre = el("pre");
+    pre.append(el("code", "", `import numpy as np\nimport torch\n\n${state.code}`));
+    const block = el("div", "code");
+    block.append(pre);
+    $("snippet").replaceChildren(block);
+    snippetCode = state.code;
+  }
+  form().example.value = state.example;
+  noteEdits();
+}
+
+// --- the URL -------------------------------------------------------------------------------------
+
+function query(step = state.step) {
+  const params = new URLSearchParams({ example: state.example });
+  const note = $("url-note");
+  if (edited()) {
+    const encoded = encodeURIComponent(state.code).length;
+    if (encoded <= URL_CODE_LIMIT) {
+      params.set("code", state.code);
+      note.hidden = true;
+    } else {
+      note.textContent =
+        `Your program is ${encoded} characters once written into the address bar, over the limit ` +
+        `of ${URL_CODE_LIMIT}: a link to this page opens the example, not your edit. ` +
+        "Copy the code itself to share it.";
+      note.hidden = false;
+    }
+  } else {
+    note.hidden = true;
+  }
+  if (state.variable) params.set("var", state.variable);
+  params.set("step", String(step));
+  return params.toString();
+}
+
+function pointTwin(q) {
+  const twin = $("json-twin");
+  if (twin) twin.href = `${twin.pathname}?${q}`;
+}
+
+function writeUrl() {
+  const q = query();
+  history.replaceState(null, "", `${location.pathname}?${q}`);
+  pointTwin(q);
+}
+
+// --- stepping and running ------------------------------------------------------------------------
+
+function goTo(step) {
+  const total = count();
+  if (total === 0) return;
+  const next = Math.min(Math.max(step, 1), total);
+  if (next === state.step) return;
+  state.step = next;
+  render();
+  writeUrl();
+}
+
+const form = () => $("program-form");
+
+function matchingExample(code) {
+  if (examples[state.example]?.code === code) return state.example;
+  return Object.keys(examples).find((name) => examples[name].code === code) ?? state.example;
+}
+
+let ticket = 0;
+
+async function run(code, example = matchingExample(code)) {
+  const mine = ++ticket;
+  const runButton = $("run");
+  runButton.disabled = true;
+  document.body.classList.add("running");
+  let outcome;
+  try {
+    const response = await fetch("/api/tensors/run", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ code }),
+    });
+    const body = await response.json().catch(() => ({}));
+    outcome = { status: response.status, body };
+  } catch (error) {
+    outcome = { status: 0, body: { detail: `Could not reach the server: ${error.message}` } };
+  } finally {
+    if (mine === ticket) {
+      runButton.disabled = false;
+      document.body.classList.remove("running");
+    }
+  }
+  if (mine !== ticket) return; // a newer run was started: its answer wins
+  const { status, body } = outcome;
+  if (status !== 200 && status !== 422) {
+    // Busy, too large, unreachable: keep the old trace and say why.
+    const message = $("program-message");
+    message.textContent = body.detail || `The server answered ${status}.`;
+    message.hidden = false;
+    return;
+  }
+  Object.assign(state, {
+    example,
+    code,
+    steps: status === 200 ? body.steps : [],
+    error: status === 200 ? body.error : null,
+    refused: status === 422 ? { line: body.line ?? null, message: body.detail || "The sandbox refused this program." } : null,
+    truncated: status === 200 && Boolean(body.truncated),
+    step: 1,
+    variable: "",
+  });
+  renderProgramInfo();
+  render();
+  writeUrl();
+}
+
+function noteEdits() {
+  const dirty = editor.value !== state.code;
+  $("edit-note").textContent = dirty
+    ? "You changed the code: press Run to step through your version."
+    : "Edit the code, then Run it to step through your version.";
+  $("edit-note").classList.toggle("dirty", dirty);
+}
+
+function syncGutter() {
+  const lines = Math.max(editor.value.split("\n").length, 1);
+  gutter.textContent = Array.from({ length: lines }, (_, i) => i + 1).join("\n");
+  editor.rows = Math.max(lines + 1, 6);
+  gutter.scrollTop = editor.scrollTop;
+}
+
+// --- wiring --------------------------------------------------------------------------------------
+
+form().addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(editor.value);
+});
+
+editor.addEventListener("input", () => {
+  syncGutter();
+  noteEdits();
+});
+editor.addEventListener("scroll", () => (gutter.scrollTop = editor.scrollTop));
+editor.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    run(editor.value);
+  } else if (event.key === "Tab" && !event.shiftKey && !event.altKey) {
+    // Indent with four spaces (Escape, then Tab, leaves the editor as usual).
+    event.preventDefault();
+    editor.setRangeText("    ", editor.selectionStart, editor.selectionEnd, "end");
+    syncGutter();
+    noteEdits();
+  }
+});
+
+for (const link of document.querySelectorAll(".example-link")) {
+  link.addEventListener("click", (event) => {
+    if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    const name = link.dataset.example;
+    editor.value = examples[name].code;
+    syncGutter();
+    run(examples[name].code, name);
+  });
+}
+
+const stepButtons = {
+  "step-first": () => 1,
+  "step-prev": () => state.step - 1,
+  "step-next": () => state.step + 1,
+  "step-last": () => count(),
+};
+for (const [id, target] of Object.entries(stepButtons)) {
+  $(id).addEventListener("click", (event) => {
+    if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    goTo(target());
+  });
+}
+
+$("step-slider").addEventListener("input", (event) => {
+  event.stopPropagation();
+  goTo(Number(event.target.value));
+});
+
+$("heatmap-var").addEventListener("change", (event) => {
+  state.variable = event.target.value;
+  renderHeatmap(stepView(state.step));
+  writeUrl();
+});
+
+const KEYS = { ArrowLeft: () => state.step - 1, ArrowRight: () => state.step + 1, Home: () => 1, End: () => count() };
+document.addEventListener("keydown", (event) => {
+  if (event.altKey || event.ctrlKey || event.metaKey || !(event.key in KEYS)) return;
+  if (event.target.closest("input, textarea, select, [contenteditable]")) return; // the field's own keys
+  event.preventDefault();
+  goTo(KEYS[event.key]());
+});
+
+syncGutter();
+renderProgramInfo();
+render();
+pointTwin(query()); // the address bar is left as the learner typed it until they step
+form().dataset.ready = "true"; // the script has taken over: stepping and Run stay on this page

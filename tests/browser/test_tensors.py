@@ -1,0 +1,178 @@
+"""The Tensor basics lesson, driven like a learner would: pick, step, edit, run, reload."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import numpy as np
+import pytest
+from playwright.sync_api import Page, expect
+
+LESSON = "/lessons/tensors"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_sandbox(base_url: str) -> None:
+    """Start a sandbox worker first: a cold one (2-10 s on a busy machine) is not under test."""
+    response = httpx.post(f"{base_url}/api/tensors/run", json={"code": "x = 1"}, timeout=60)
+    assert response.status_code == 200
+
+
+def open_lesson(page: Page, query: str = "") -> None:
+    page.goto(LESSON + (f"?{query}" if query else ""))
+    page.wait_for_function("() => document.getElementById('fig-heatmap').data")
+    expect(page.locator("#program-form")).to_have_attribute("data-ready", "true")
+
+
+def state(page: Page) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(page.url).query)
+
+
+def label(page: Page, text: str) -> None:
+    expect(page.locator("#step-label")).to_have_text(text)
+
+
+def cells(page: Page, name: str) -> list[str]:
+    grid = page.locator(f'#variables [data-variable="{name}"] > table.grid td')
+    return [t.strip() for t in grid.all_text_contents()]
+
+
+def blur(page: Page) -> None:
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+
+
+def test_view_example_steps_by_keys_and_buttons_and_marks_shared_memory(page: Page) -> None:
+    open_lesson(page)
+    page.locator('.example-link[data-example="view"]').click()
+    label(page, "Step 1 of 4")
+    expect(page.locator('.example-link[data-example="view"]')).to_have_attribute(
+        "aria-current", "true"
+    )
+    blur(page)
+    expect(page.locator('#variables [data-variable="b"]')).to_have_count(0)
+
+    page.keyboard.press("ArrowRight")
+    label(page, "Step 2 of 4")
+    b = page.locator('#variables [data-variable="b"]')
+    expect(b).to_contain_text("tensor [4,1]")
+    expect(b).to_have_class("value-card kind-tensor changed")
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert cells(page, "b") == [f"{v:g}" for v in a.reshape(4, -1).flat]
+    expect(page.locator("#shared-notes")).to_contain_text("a and b share memory")
+    expect(b.locator(".badge-chip.shared")).to_have_text("shares memory with a")
+    expect(page.locator('#listing li[data-line="2"]')).to_have_class("current")
+    assert state(page)["example"] == ["view"] and state(page)["step"] == ["2"]
+    page.wait_for_function(
+        "z => JSON.stringify(document.getElementById('fig-heatmap').data[0].z)"
+        " === JSON.stringify(z)",
+        arg=a.reshape(4, 1).tolist(),
+    )
+
+    page.keyboard.press("ArrowLeft")
+    label(page, "Step 1 of 4")
+    expect(page.locator('#variables [data-variable="b"]')).to_have_count(0)
+
+    page.locator("#step-next").click()
+    page.locator("#step-next").click()
+    page.locator("#step-next").click()
+    label(page, "Step 4 of 4")
+    a[0, 0] = 10.0
+    assert cells(page, "b") == [f"{v:g}" for v in a.reshape(4, 1).flat]  # b saw a's write
+    first_b = page.locator('#variables [data-variable="b"] > table.grid td').first
+    expect(first_b).to_have_class("changed")  # only the cell that changed
+    expect(page.locator('#variables [data-variable="b"] > table.grid td.changed')).to_have_count(1)
+    expect(page.locator("#shared-notes")).to_contain_text("a, b and c share memory")
+
+    page.locator("#heatmap-var").select_option("a")  # draw a instead of the changed tensor
+    page.wait_for_function(
+        "() => document.getElementById('fig-heatmap').layout.title.text.startsWith('a: tensor')"
+    )
+    assert state(page)["var"] == ["a"]
+
+    page.locator("#step-first").click()
+    label(page, "Step 1 of 4")
+    page.keyboard.press("End")
+    label(page, "Step 4 of 4")
+    page.locator("#step-prev").click()
+    label(page, "Step 3 of 4")
+    assert state(page)["step"] == ["3"]
+
+
+def test_edited_code_runs_steps_and_a_reload_keeps_the_code_and_step(page: Page) -> None:
+    open_lesson(page, "example=view")
+    code = "x = torch.arange(6).view(2, 3)\ny = x * 2\nz = x @ x.T\nprint(z)\n"
+    page.locator("#code").fill(code)
+    expect(page.locator("#edit-note")).to_contain_text("press Run")
+    page.locator("#run").click()
+    label(page, "Step 1 of 4")
+    expect(page.locator("#explanation-title")).to_have_text(
+        "Your edit of: view(4, -1): a 2x2 becomes a 4x1"
+    )
+    blur(page)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    label(page, "Step 3 of 4")
+    x = np.arange(6).reshape(2, 3)
+    assert cells(page, "z") == [str(v) for v in (x @ x.T).flat]
+    expect(page.locator('#listing li[data-line="3"]')).to_have_class("current")
+    assert state(page)["code"] == [code] and state(page)["step"] == ["3"]
+    page.keyboard.press("End")
+    printed = page.locator("#stdout mark").text_content() or ""
+    assert printed.startswith("tensor([[")
+    assert [int(v) for v in re.findall(r"-?\d+", printed)] == list((x @ x.T).flat)
+
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_load_state("networkidle")  # a reload aborts requests still in flight
+    page.reload()
+    expect(page.locator("#program-form")).to_have_attribute("data-ready", "true")
+    label(page, "Step 3 of 4")
+    expect(page.locator("#code")).to_have_value(code)
+    assert cells(page, "z") == [str(v) for v in (x @ x.T).flat]
+
+
+def test_a_refused_program_and_a_runtime_error_show_their_messages_on_their_lines(
+    page: Page, problems
+) -> None:
+    problems.expect(422, "/api/tensors/run")
+    open_lesson(page, "example=item")
+    page.locator("#code").fill("x = torch.ones(2)\nimport os\n")
+    page.locator("#run").click()
+    message = page.locator("#program-message")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("line 2")
+    expect(message).to_contain_text("import os is not allowed")
+    expect(page.locator('#listing li[data-line="2"]')).to_have_class("error")
+    label(page, "Step 0 of 0")
+
+    page.locator("#code").fill("x = torch.tensor([3.5, 1.25])\ny = x.item()\n")
+    page.keyboard.press("Control+Enter")
+    label(page, "Step 1 of 2")
+    expect(message).to_be_hidden()
+    page.locator("#step-last").click()
+    error = page.locator("#step-error")
+    expect(error).to_contain_text("line 2")
+    expect(error).to_contain_text("a Tensor with 2 elements cannot be converted to Scalar")
+    expect(page.locator('#listing li[data-line="2"]')).to_have_class("error")
+    assert cells(page, "x") == ["3.5", "1.25"]  # as line 1 left it
+    expect(page.locator("#url-note")).to_be_hidden()
+
+    # Too long for the address bar: it still runs, and the page says the link opens the example.
+    page.locator("#code").fill("# " + "long " * 1500 + "\nx = torch.ones(2)\n")
+    page.locator("#run").click()
+    label(page, "Step 1 of 1")
+    expect(page.locator("#url-note")).to_contain_text("over the limit")
+    assert "code" not in state(page) and state(page)["example"] == ["item"]
+
+
+def test_on_a_phone_the_runner_fits_and_steps(phone_page: Page) -> None:
+    open_lesson(phone_page, "example=numpy&step=1")
+    phone_page.locator("#step-last").click()
+    label(phone_page, "Step 8 of 8")
+    expect(phone_page.locator("#shared-notes li")).to_have_count(2)
+    assert cells(phone_page, "t") == ["5", "5", "5"]
+    overflow = phone_page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
