@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     program_max_seconds: float = Field(default=5.0, gt=0, description="wall time per program")
     program_max_display_elements: int = Field(default=400, ge=1)
     program_max_steps_recorded: int = Field(default=2_000, ge=1)
+    program_max_sequence_items: int = Field(default=100_000, ge=1, description="list items")
+    program_max_string_chars: int = Field(default=100_000, ge=1)
+    program_max_nesting_depth: int = Field(default=50, ge=5, description="AST nesting")
+    program_max_stdout_chars: int = Field(default=100_000, ge=1)
+    program_max_recorded_numbers: int = Field(default=500_000, ge=1)
+    program_max_graph_nodes: int = Field(default=1_000, ge=1)
     # Worker processes that run programs (0: one per CPU), and how long a request may wait for one.
     program_workers: int = Field(default=0, ge=0, le=64)
     program_queue_seconds: float = Field(default=10.0, gt=0)
@@ -58,30 +64,12 @@ class Settings(BaseSettings):
     program_prewarm: bool = True
 
     def limits(self) -> dict[str, int | float]:
-        """The limits a client may hit, by name, as ``GET /api/limits`` lists them."""
-        names = [
-            "max_json_bytes",
-            "max_logits",
-            "max_batch_rows",
-            "max_abs_logit",
-            "min_temperature",
-            "max_temperature",
-            "max_points",
-            "max_abs_x",
-            "max_depth",
-            "max_width",
-            "max_train_steps",
-            "program_max_code_chars",
-            "program_max_statements",
-            "program_max_loop_iterations",
-            "program_max_tensor_elements",
-            "program_max_total_bytes",
-            "program_max_int_bits",
-            "program_max_seconds",
-            "program_max_display_elements",
-            "program_max_steps_recorded",
-        ]
-        return {name: getattr(self, name) for name in names}
+        """The limits a client may hit, by setting name, as ``GET /api/limits`` lists them."""
+        return {
+            name: getattr(self, name)
+            for name in type(self).model_fields
+            if name.startswith(("max_", "min_", "program_max_"))
+        }
 
 
 @lru_cache

@@ -175,13 +175,19 @@ class Interpreter:
             self._count_iteration(count)
             self.assign(stmt.target, item)
             self.record(stmt, header=True)
-            try:
-                self.exec_block(stmt.body)
-            except _Break:
+            if not self._iteration(stmt.body):
                 return
-            except _Continue:
-                continue
         self.exec_block(stmt.orelse)
+
+    def _iteration(self, body: list[ast.stmt]) -> bool:
+        """One pass through a loop's body; False when it left the loop with ``break``."""
+        try:
+            self.exec_block(body)
+        except _Break:
+            return False
+        except _Continue:
+            pass
+        return True
 
     def _stmt_While(self, stmt: ast.While) -> None:
         for count in itertools.count(1):
@@ -192,12 +198,8 @@ class Interpreter:
             if not going:
                 break
             self._count_iteration(count)
-            try:
-                self.exec_block(stmt.body)
-            except _Break:
+            if not self._iteration(stmt.body):
                 return
-            except _Continue:
-                continue
         self.exec_block(stmt.orelse)
 
     def _count_iteration(self, count: int) -> None:

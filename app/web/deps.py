@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import fields
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -20,26 +21,27 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
+L = TypeVar("L")
+
+
+def limits_from(settings: Settings, kind: type[L], prefix: str = "") -> L:
+    """A limits dataclass filled from the settings of the same names (after ``prefix``).
+
+    One mapping for every lesson: a new limit is a field on the lesson's dataclass and a setting
+    of the same name, nothing more.
+    """
+    values = {f.name: getattr(settings, prefix + f.name) for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**values)
+
+
 def softmax_limits(settings: SettingsDep) -> SoftmaxLimits:
     """The softmax lesson's limits, from settings."""
-    return SoftmaxLimits(
-        max_logits=settings.max_logits,
-        max_batch_rows=settings.max_batch_rows,
-        max_abs_logit=settings.max_abs_logit,
-        min_temperature=settings.min_temperature,
-        max_temperature=settings.max_temperature,
-    )
+    return limits_from(settings, SoftmaxLimits)
 
 
 def activation_limits(settings: SettingsDep) -> ActivationLimits:
     """The activations lesson's limits, from settings."""
-    return ActivationLimits(
-        max_points=settings.max_points,
-        max_abs_x=settings.max_abs_x,
-        max_depth=settings.max_depth,
-        max_width=settings.max_width,
-        max_train_steps=settings.max_train_steps,
-    )
+    return limits_from(settings, ActivationLimits)
 
 
 SoftmaxLimitsDep = Annotated[SoftmaxLimits, Depends(softmax_limits)]

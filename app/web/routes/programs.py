@@ -13,25 +13,15 @@ from fastapi import APIRouter
 from app.config import Settings
 from app.sandbox import SandboxLimits, run_program_isolated
 from app.sandbox.isolation import configure_pool, get_pool
-from app.web.deps import SettingsDep
+from app.web.deps import SettingsDep, limits_from
 from app.web.schemas import GraphRequest, GraphResponse, ProgramRequest, ProgramResponse
 
 router = APIRouter(tags=["programs"])
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
-    """The sandbox's limits, from settings."""
-    return SandboxLimits(
-        max_code_chars=settings.program_max_code_chars,
-        max_statements=settings.program_max_statements,
-        max_loop_iterations=settings.program_max_loop_iterations,
-        max_tensor_elements=settings.program_max_tensor_elements,
-        max_total_bytes=settings.program_max_total_bytes,
-        max_int_bits=settings.program_max_int_bits,
-        max_seconds=settings.program_max_seconds,
-        max_display_elements=settings.program_max_display_elements,
-        max_steps_recorded=settings.program_max_steps_recorded,
-    )
+    """The sandbox's limits, from the ``program_`` settings of the same names."""
+    return limits_from(settings, SandboxLimits, prefix="program_")
 
 
 def ensure_pool(settings: Settings) -> None:
