@@ -26,6 +26,9 @@ class Settings(BaseSettings):
 
     # Request size: the largest JSON body we read, checked while it streams in.
     max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Uploads (multipart): bytes, checked while they stream in, and pixels, checked before decoding.
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=16_777_216, ge=64, description="4096 x 4096")
 
     # Softmax and cross entropy.
     max_logits: int = Field(default=1000, ge=2, description="logits per row")

@@ -12,10 +12,16 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings, get_settings
+from app.lessons.images import guard_pixels
 from app.lessons.runtime import configure_torch
 from app.web.assets import load_assets
-from app.web.errors import body_too_large, error_response, install_error_handlers
-from app.web.routes import api, docs, pages, programs, static
+from app.web.errors import (
+    body_too_large,
+    error_response,
+    install_error_handlers,
+    upload_too_large,
+)
+from app.web.routes import api, docs, images, pages, programs, static
 from app.web.templating import make_templates
 
 SECURITY_HEADERS = [
@@ -58,31 +64,48 @@ class BodyLimit:
     ours answers through the app's error handlers, so the learner reads which limit it was.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    # Multipart overhead (boundaries, part headers) on top of the file itself.
+    MULTIPART_SLACK = 64 * 1024
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            request = Request(scope)
-            detail = body_too_large(self.max_bytes, int(declared))
-            await error_response(request, 413, detail, {"limit": "max_json_bytes"})(
-                scope, receive, send
+        headers = Headers(scope=scope)
+        if headers.get("content-type", "").startswith("multipart/"):
+            limit, name, message = (
+                self.max_upload_bytes + self.MULTIPART_SLACK,
+                "max_upload_bytes",
+                upload_too_large,
             )
+            shown = self.max_upload_bytes
+        else:
+            limit, name, message, shown = (
+                self.max_bytes,
+                "max_json_bytes",
+                body_too_large,
+                self.max_bytes,
+            )
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            request = Request(scope)
+            detail = message(shown, int(declared))
+            await error_response(request, 413, detail, {"limit": name})(scope, receive, send)
             return
         seen = 0
 
         async def counted() -> Message:
             nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise HTTPException(413, body_too_large(self.max_bytes, None))
-            return message
+            message_in = await receive()
+            seen += len(message_in.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, message(shown, None))
+            return message_in
 
         await self.app(scope, counted, send)
 
@@ -91,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A PyTorch Explorer app with its own settings (tests pass theirs)."""
     settings = settings or get_settings()
     configure_torch(settings.torch_threads)
+    guard_pixels(settings.max_image_pixels)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,11 +136,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(programs.router)
+    app.include_router(images.router)
     app.include_router(pages.router)
     app.include_router(static.router)
     app.include_router(docs.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
+    )
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.lessons.errors import LessonError
+from app.lessons.images import ImageTooLarge, UnsupportedImage
 from app.sandbox import SandboxRefused
 from app.sandbox.isolation import SandboxBusy
 from app.web.templating import render
@@ -86,12 +87,25 @@ def body_too_large(limit: int, got: int | None) -> str:
     return f"The request body{size} is over the limit of {limit} bytes (setting max_json_bytes)."
 
 
+def upload_too_large(limit: int, got: int | None) -> str:
+    """The 413 message for an upload."""
+    size = f" ({got} bytes)" if got is not None else ""
+    return f"The upload{size} is over the limit of {limit} bytes (setting max_upload_bytes)."
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping from exceptions to responses on ``app``."""
 
     @app.exception_handler(LessonError)
     async def lesson_error(request: Request, exc: LessonError) -> Response:
-        return error_response(request, 422, str(exc))
+        status = (
+            415
+            if isinstance(exc, UnsupportedImage)
+            else 413
+            if isinstance(exc, ImageTooLarge)
+            else 422
+        )
+        return error_response(request, status, str(exc))
 
     @app.exception_handler(SandboxRefused)
     async def program_refused(request: Request, exc: SandboxRefused) -> Response:

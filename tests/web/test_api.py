@@ -239,3 +239,16 @@ def test_a_streamed_body_over_the_limit_is_413(tmp_path) -> None:
         r = client.post("/api/softmax", content=chunks())
         assert r.status_code == 413 and "max_json_bytes" in r.json()["detail"]
         assert client.get("/healthz").status_code == 200
+
+
+def test_sample_pictures_are_listed_and_served_as_png(client: TestClient) -> None:
+    from app.lessons.images import sample_png
+
+    listed = client.get("/api/images/samples").json()
+    assert {s["name"] for s in listed} >= {"flower", "tiny"}
+    for s in listed:
+        r = client.get(s["url"])
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert r.content == sample_png(s["name"])
+    r = client.get("/api/images/samples/cat.png")
+    assert r.status_code == 422 and "Unknown sample" in r.json()["detail"]
