@@ -81,7 +81,10 @@ def handle(request: tuple[Any, ...]) -> tuple[Any, ...]:
 def serve(conn: Connection) -> None:
     _limit_self()
     run_program(_WARM_UP)
-    conn.send(("ready",))
+    try:
+        conn.send(("ready",))
+    except OSError:  # the server stopped (or gave up on us) while we warmed up
+        return
     while True:
         try:
             request = conn.recv()
