@@ -44,6 +44,29 @@ class Settings(BaseSettings):
     max_width: int = Field(default=256, ge=1, description="units per layer in that stack")
     max_train_steps: int = Field(default=500, ge=1, description="SGD steps in the dead-ReLU demo")
 
+    # Convolutional neural networks (/lessons/cnn, /api/cnn/*): typed matrices stay small enough
+    # to show every sliding-window step; pictures are bounded by max_image_pixels above.
+    max_matrix_side: int = Field(default=12, ge=2, description="rows or columns of a typed matrix")
+    max_kernel_size: int = Field(default=7, ge=1, description="rows or columns of a kernel")
+    max_conv_channels: int = Field(default=4, ge=1, description="channels of a typed C×H×W input")
+    max_stride: int = Field(default=4, ge=1)
+    max_padding: int = Field(default=3, ge=0)
+    max_dilation: int = Field(default=3, ge=1)
+    max_out_channels: int = Field(default=16, ge=1, description="filters of the nn.Conv2d demo")
+    max_pool_size: int = Field(default=16, ge=1, description="pooling window side and stride")
+    # Longest side of a feature-map preview PNG: a page shows maps a few hundred pixels wide, and
+    # encoding full-size maps of a 2048² picture would cost more than the convolution itself.
+    cnn_preview_side: int = Field(default=384, ge=8, le=4096)
+
+    # Transforms (/lessons/transforms, /api/transforms/apply): stages in one pipeline, the longest
+    # side a resize or crop may make, and the largest |factor| of the multiply transform.
+    max_pipeline_stages: int = Field(default=12, ge=1, le=100)
+    max_resize_side: int = Field(default=1024, ge=8, description="pixels, either side")
+    max_multiply_factor: float = Field(default=1000.0, gt=0)
+    # Longest side of a stage preview PNG: 12 full-size previews of a large upload would cost
+    # more to encode and send than the transforms themselves.
+    transform_preview_side: int = Field(default=256, ge=8, le=4096)
+
     # Learner programs (the sandbox): each bound is checked before the work it guards.
     program_max_code_chars: int = Field(default=20_000, ge=10)
     program_max_statements: int = Field(default=10_000, ge=1, description="statements run")

@@ -22,6 +22,8 @@ from app.web.errors import (
     upload_too_large,
 )
 from app.web.routes import api, docs, images, pages, programs, static
+from app.web.routes import cnn as cnn_routes
+from app.web.routes import transforms as transform_routes
 from app.web.templating import make_templates
 
 SECURITY_HEADERS = [
@@ -137,10 +139,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(programs.router)
     app.include_router(images.router)
+    app.include_router(cnn_routes.router)
+    app.include_router(transform_routes.router)
     app.include_router(pages.router)
     app.include_router(static.router)
     app.include_router(docs.router)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Level 6, not Starlette's 9: a quarter of the time for a few percent more bytes on the
+    # large JSON answers (image previews), which are made fresh on every request.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
     )

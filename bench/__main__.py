@@ -11,10 +11,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import lessons, pages, programs, startup
+from bench import cnn, lessons, pages, programs, startup
 from bench.common import RESULTS, Context, Row, format_table, machine_info, write_results
 
-MODULES = {"lessons": lessons, "programs": programs, "pages": pages, "startup": startup}
+MODULES = {
+    "lessons": lessons,
+    "programs": programs,
+    "pages": pages,
+    "startup": startup,
+    "cnn": cnn,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

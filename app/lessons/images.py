@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,12 +62,12 @@ def open_image(data: bytes, max_pixels: int) -> OpenedImage:
             image.load()
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         if isinstance(exc, Image.DecompressionBombError):
-            raise ImageTooLarge(f"The image is too large to decode safely: {exc}") from None
+            raise ImageTooLarge(_bomb(exc, max_pixels)) from None
         raise UnsupportedImage(
             f"This file is not a picture we can read: upload a {FORMAT_NAMES} image."
         ) from None
-    except Image.DecompressionBombWarning:
-        raise ImageTooLarge(_too_many(width, height, max_pixels)) from None
+    except Image.DecompressionBombWarning as exc:  # raised inside Image.open: no size read yet
+        raise ImageTooLarge(_bomb(exc, max_pixels)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise LessonInputError(
             f"The {image.format if 'image' in locals() else ''} file is truncated or corrupt "
@@ -75,6 +76,16 @@ def open_image(data: bytes, max_pixels: int) -> OpenedImage:
     original_mode = image.mode
     upright = ImageOps.exif_transpose(image) or image
     return OpenedImage(to_rgb(upright), image.format or "?", original_mode, frames)
+
+
+def _bomb(exc: Exception, limit: int) -> str:
+    """Pillow's guard refused the picture while opening it; its message holds the pixel count."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{found.group(1)} pixels" if found else "too many pixels"
+    return (
+        f"The image has {size}, over the limit of {limit} pixels (setting max_image_pixels): "
+        "resize it first."
+    )
 
 
 def _too_many(width: int, height: int, limit: int) -> str:

@@ -58,6 +58,8 @@ LESSONS: tuple[Lesson, ...] = (
         "Transforms",
         "Transforms",
         "Resize, rotate, grayscale and normalise your own picture, one Compose stage at a time.",
+        live=True,
+        apis=("POST /api/transforms/apply",),
     ),
     Lesson(
         "softmax-cross-entropy",
@@ -85,6 +87,8 @@ LESSONS: tuple[Lesson, ...] = (
         "Convolutional neural networks",
         "Convoluted Neural Networks",
         "Slide a 2x2 filter over a 3x3 input, filter your own picture, and max-pool 4x4 to 2x2.",
+        live=True,
+        apis=("POST /api/cnn/convolve", "POST /api/cnn/pool", "POST /api/cnn/image"),
     ),
     Lesson(
         "transfer-learning",

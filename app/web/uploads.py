@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import HTTPException, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.lessons.errors import LessonInputError
@@ -35,4 +36,5 @@ async def image_from_request(
         data = sample_png(sample)
     else:
         raise LessonInputError("Send a picture as the multipart field 'file', or name a sample.")
-    return open_image(data, settings.max_image_pixels)
+    # Decoding a large picture takes a while: off the event loop, like every torch computation.
+    return await run_in_threadpool(open_image, data, settings.max_image_pixels)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from app.web.views import activations, autograd, softmax, tensors
+from app.web.views import activations, autograd, cnn, softmax, tensors, transforms
 from app.web.views.base import LessonView
 
 VIEWS: dict[str, LessonView] = {
-    view.slug: view for view in (softmax.VIEW, activations.VIEW, tensors.VIEW, autograd.VIEW)
+    view.slug: view
+    for view in (
+        softmax.VIEW,
+        activations.VIEW,
+        tensors.VIEW,
+        autograd.VIEW,
+        cnn.VIEW,
+        transforms.VIEW,
+    )
 }
 
 __all__ = ["VIEWS", "LessonView"]

@@ -1,0 +1,152 @@
+"""Figures of the CNN lesson: feature maps as heatmaps, and the feature counts the notes compute."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from app.viz.common import PALETTE, Figure, axis, bar, figure, layout
+
+SEQUENTIAL = "Viridis"  # as the PNG previews: dark = the smallest value, yellow = the largest
+LABELLED_CELLS = 64  # heatmaps up to this size print their numbers in the cells
+
+
+def heatmap(z: list[list[float]], **extra: Any) -> dict[str, Any]:
+    """One map, row 0 at the top, numbers printed when it is small."""
+    cells = sum(len(row) for row in z)
+    trace: dict[str, Any] = {
+        "type": "heatmap",
+        "z": z,
+        "colorscale": SEQUENTIAL,
+        "xgap": 2,
+        "ygap": 2,
+        "hovertemplate": "row %{y}, column %{x}: %{z:.4~g}<extra></extra>",
+        **extra,
+    }
+    if cells <= LABELLED_CELLS:
+        trace["texttemplate"] = "%{z:.3~g}"
+    return trace
+
+
+def heatmap_grid(
+    title: str, maps: list[list[list[float]]], titles: list[str], columns: int, height: int
+) -> Figure:
+    """Several maps side by side on one colour scale, so equal numbers get equal colours."""
+    rows = math.ceil(len(maps) / columns)
+    values = [v for m in maps for row in m for v in row]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    traces = []
+    extra: dict[str, Any] = {}
+    annotations = []
+    for i, (z, name) in enumerate(zip(maps, titles, strict=True)):
+        suffix = "" if i == 0 else str(i + 1)
+        traces.append(
+            heatmap(
+                z,
+                xaxis=f"x{suffix}",
+                yaxis=f"y{suffix}",
+                zmin=lo,
+                zmax=hi,
+                name=name,
+                showscale=i == 0,
+                colorbar={"thickness": 10},
+            )
+        )
+        extra[f"xaxis{suffix}"] = axis("", dtick=1, zeroline=False, showgrid=False)
+        extra[f"yaxis{suffix}"] = axis(
+            "", dtick=1, zeroline=False, showgrid=False, autorange="reversed"
+        )
+        annotations.append(
+            {
+                "text": name,
+                "showarrow": False,
+                "xref": f"x{suffix} domain",
+                "yref": f"y{suffix} domain",
+                "x": 0.5,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "font": {"size": 12},
+            }
+        )
+    base = layout(title, height=height, annotations=annotations, **extra)
+    base["grid"] = {
+        "rows": rows,
+        "columns": columns,
+        "pattern": "independent",
+        "xgap": 0.12,
+        "ygap": 0.3,
+    }
+    base["margin"] = {"l": 30, "r": 16, "t": 64, "b": 28}
+    return figure(traces, base)
+
+
+def window_figure(window: dict[str, Any]) -> Figure:
+    """The whole output of the sliding window: what F.conv2d returned."""
+    h, w = window["output_shape"]
+    base = layout(
+        f"F.conv2d output: {h}×{w}",
+        axis("column", dtick=1, zeroline=False, showgrid=False),
+        axis("row", dtick=1, zeroline=False, showgrid=False, autorange="reversed"),
+        height=max(220, min(400, 110 + 40 * h)),
+    )
+    return figure([heatmap(window["output"], colorbar={"thickness": 10})], base)
+
+
+def image_counts_figure(image: dict[str, Any]) -> Figure:
+    """Features after each stage: 3×H×W, after the filters, after pooling (the notes: 75 -> 27)."""
+    counts = image["feature_counts"]
+    _, h, w = image["input_shape"]
+    ch, cw = image["channels"][0]["conv_shape"]
+    ph, pw = image["channels"][0]["pooled_shape"]
+    x = [f"input 3×{h}×{w}", f"conv 3×{ch}×{cw}", f"{image['pool']} pool 3×{ph}×{pw}"]
+    y = [counts["input"], counts["conv"], counts["pooled"]]
+    trace = bar(
+        x,
+        y,
+        text=[f"{v:,}" for v in y],
+        textposition="auto",
+        marker={"color": [PALETTE[0], PALETTE[1], PALETTE[2]]},
+        hovertemplate="%{x}: %{y:,} features<extra></extra>",
+    )
+    return figure([trace], layout("Features after each stage", "", "features", height=280))
+
+
+def pooling_figure(pooling: dict[str, Any]) -> Figure:
+    """Max, min and average pooling of the same map, side by side."""
+    kinds = ("max", "min", "avg")
+    maps = [pooling["outputs"][k] for k in kinds]
+    titles = [f"{k} pooling" for k in kinds]
+    h = pooling["output_shape"][0]
+    return heatmap_grid(
+        f"{pooling['size']}×{pooling['size']} windows, stride {pooling['stride']}",
+        maps,
+        titles,
+        3,
+        max(230, min(420, 150 + 36 * h)),
+    )
+
+
+def layer_figure(layer: dict[str, Any]) -> Figure:
+    """One map per filter of nn.Conv2d: out_channels filters give out_channels channels."""
+    maps = layer["out"]
+    n = len(maps)
+    columns = min(n, 3)
+    rows = math.ceil(n / columns)
+    titles = [f"channel {i} (filter {i})" for i in range(n)]
+    return heatmap_grid(
+        f"nn.Conv2d(3, {n}, {layer['kernel_size']}) output: {n} channels",
+        maps,
+        titles,
+        columns,
+        90 + 170 * rows,
+    )
+
+
+def figures(result: dict[str, Any]) -> dict[str, Figure]:
+    """Every figure of the page, by id."""
+    return {
+        "window-output": window_figure(result["window"]),
+        "image-counts": image_counts_figure(result["image"]),
+        "pooling": pooling_figure(result["pooling"]),
+        "layer": layer_figure(result["layer"]),
+    }

@@ -1,0 +1,120 @@
+"""POST /api/transforms/apply: a pipeline of transforms on an uploaded picture, stage by stage.
+
+The route is ``async`` because the upload is read as it streams in (with the byte limit); the
+pipeline is checked before the file is read, and the torch work runs in the thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from app.lessons import transforms
+from app.lessons.errors import LessonInputError
+from app.web.deps import SettingsDep
+from app.web.uploads import image_from_request
+from app.web.views.transforms import limits
+
+router = APIRouter(tags=["transforms"])
+
+EXAMPLE_PIPELINE = (
+    '[{"name": "resize", "size": [64, 64]}, {"name": "grayscale"}, '
+    '{"name": "rotate", "degrees": 30}, {"name": "to_tensor"}, '
+    '{"name": "normalize", "mean": [0.5], "std": [0.5]}]'
+)
+
+
+class Histogram(BaseModel):
+    channels: list[str] = Field(description="channel names: R, G, B, or L for one channel")
+    edges: list[float] = Field(description="bin edges, shared by every channel")
+    counts: list[list[int]] = Field(description="values per bin, one list per channel")
+
+
+class Stage(BaseModel):
+    """What one transform returned."""
+
+    name: str = Field(description="the transform's name in the pipeline, or 'input'")
+    call: str = Field(description="the transform as code, e.g. 'Resize((64, 64))'")
+    kind: Literal["image", "tensor"] = Field(description="a PIL image or a torch tensor")
+    shape: list[int] = Field(
+        description="an image: [H, W, C] (C = 1 for grayscale), as np.asarray gives; "
+        "a tensor: its own shape, [C, H, W] after to_tensor"
+    )
+    layout: Literal["HWC", "CHW"] = Field(description="what the axes of shape are")
+    dtype: str = Field(description="uint8 for an image, float32 for a tensor from to_tensor")
+    mode: str | None = Field(description="an image's Pillow mode (RGB or L); null for a tensor")
+    min: float = Field(description="the smallest value")
+    max: float = Field(description="the largest value")
+    preview: str = Field(description="a PNG data URL of the stage, as `display` describes")
+    preview_size: list[int] = Field(description="[height, width] of the preview in pixels")
+    display: str = Field(description="how the values were turned into the preview's pixels")
+    histogram: Histogram
+
+
+class TransformsResponse(BaseModel):
+    stages: list[Stage] = Field(description="one per transform, in pipeline order")
+    input: Stage = Field(description="the picture before the first transform")
+    compose: str = Field(description="the pipeline as code: Compose([...])")
+    pipeline: list[dict[str, Any]] = Field(description="the pipeline as it was understood")
+
+
+def parse_pipeline_json(text: str, limits: transforms.TransformLimits) -> list[transforms.Step]:
+    """The form field's JSON, validated; bad JSON is a 422 that says where it broke."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise LessonInputError(
+            f"pipeline is not valid JSON ({error.msg} at character {error.pos}): send a list "
+            'such as [{"name": "grayscale"}, {"name": "to_tensor"}].'
+        ) from None
+    except RecursionError:
+        raise LessonInputError(
+            "pipeline is nested too deeply to be a list of transforms."
+        ) from None
+    return transforms.check_pipeline(raw, limits)
+
+
+@router.post("/api/transforms/apply")
+async def apply(
+    settings: SettingsDep,
+    pipeline: Annotated[
+        str,
+        Form(description=f"a JSON list of transforms, such as {EXAMPLE_PIPELINE}"),
+    ],
+    file: Annotated[
+        UploadFile | None,
+        File(description="PNG, JPEG, GIF, WebP or BMP, at most max_upload_bytes"),
+    ] = None,
+    sample: Annotated[
+        str | None,
+        Form(description="a sample's name (GET /api/images/samples) instead of a file"),
+    ] = None,
+) -> TransformsResponse:
+    """Run the pipeline (one Compose) on the picture and describe every stage.
+
+    Transforms: resize {size}, center_crop {size}, random_crop {size, seed}, rotate {degrees},
+    horizontal_flip, grayscale, to_tensor, normalize {mean, std}, multiply {factor}; a size is
+    a whole number (resize: the shorter side) or [height, width]. Image transforms come before
+    to_tensor and tensor transforms after it; the wrong order is a 422 that says so.
+    """
+    lesson_limits = limits(settings)
+    steps = parse_pipeline_json(pipeline, lesson_limits)
+    opened = await image_from_request(file, sample, settings)
+    result = await run_in_threadpool(
+        transforms.run_pipeline,
+        opened.image,
+        steps,
+        lesson_limits,
+        settings.transform_preview_side,
+        True,
+    )
+    return TransformsResponse(
+        stages=result["stages"],
+        input=result["input"],
+        compose=result["compose"],
+        pipeline=[step.as_json() for step in steps],
+    )

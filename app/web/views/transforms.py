@@ -1,0 +1,109 @@
+"""The Transforms page: a pipeline the learner assembles, every stage shown side by side.
+
+The server renders the first view from the URL (``p`` the pipeline, ``sample``, ``stage``); the
+page's script then edits the pipeline in the browser, sends it to POST /api/transforms/apply with
+the sample or the learner's upload, and draws the stages it gets back. The partial refreshes the
+parts that depend on the pipeline alone: the classes' source, the dataset grid and the snippet.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from app.config import Settings
+from app.lessons import transforms
+from app.lessons.images import SAMPLES
+from app.viz import transforms as transform_figures
+from app.web.deps import limits_from
+from app.web.forms import params_from_query
+from app.web.views.base import LessonView, source
+
+# What the palette offers: what each transform works on, and the values a new one starts with.
+# (name, works on, {parameter: default})
+PALETTE: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("resize", "image", {"size": [32, 32]}),
+    ("center_crop", "image", {"size": [48, 48]}),
+    ("random_crop", "image", {"size": [48, 48], "seed": 0}),
+    ("rotate", "image", {"degrees": 45}),
+    ("horizontal_flip", "image or tensor", {}),
+    ("grayscale", "image", {}),
+    ("to_tensor", "image → tensor", {}),
+    ("normalize", "tensor", {"mean": [0.5], "std": [0.5]}),
+    ("multiply", "tensor", {"factor": 2}),
+)
+
+
+def limits(settings: Settings) -> transforms.TransformLimits:
+    """The lesson's limits, from the settings of the same names."""
+    return limits_from(settings, transforms.TransformLimits)
+
+
+def palette() -> list[dict[str, Any]]:
+    """Each transform the page offers: its class, what it works on, its defaults, its docstring."""
+    out = []
+    for name, works_on, defaults in PALETTE:
+        cls = transforms.TRANSFORMS[name]
+        out.append(
+            {
+                "name": name,
+                "title": cls.__name__,
+                "works_on": works_on,
+                "doc": (inspect.getdoc(cls) or "").splitlines()[0],
+                "params": [key for key, _ in transforms.PARAMETERS[name]],
+                "kinds": dict(transforms.PARAMETERS[name]),
+                "defaults": defaults,
+            }
+        )
+    return out
+
+
+def _parse(query: Mapping[str, str], settings: Settings) -> transforms.TransformParams:
+    params = params_from_query(transforms.TransformParams(), query, {})
+    transforms.check_params(params, limits(settings))
+    return params
+
+
+def _explore(params: transforms.TransformParams, settings: Settings) -> dict[str, Any]:
+    return transforms.explore(params, limits(settings), settings.transform_preview_side)
+
+
+def _form(params: transforms.TransformParams) -> dict[str, Any]:
+    form = asdict(params)
+    steps = transforms.check_pipeline(transforms.pipeline_from_url(params.p), None)
+    form["pipeline"] = [step.as_json() for step in steps]
+    form["palette"] = palette()
+    form["samples"] = {name: title for name, (title, _) in SAMPLES.items()}
+    return form
+
+
+CLASSES = (
+    transforms.Resize,
+    transforms.CenterCrop,
+    transforms.RandomCrop,
+    transforms.Rotate,
+    transforms.HorizontalFlip,
+    transforms.Grayscale,
+    transforms.ToTensor,
+    transforms.Normalize,
+    transforms.MultiplyTransform,
+)
+
+VIEW = LessonView(
+    slug="transforms",
+    parse=_parse,
+    explore=_explore,
+    figures=transform_figures.figures,
+    code={
+        **{cls.__name__: source(cls) for cls in CLASSES},
+        "Compose": source(transforms.Compose),
+        "PictureDataset": source(transforms.PictureDataset),
+        "helpers": source(transforms.require_image, transforms.require_tensor),
+        "stages": source(transforms.run_pipeline),
+        "display": source(transforms.tensor_for_display),
+    },
+    snippet=transforms.snippet,
+    form=_form,
+)
