@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Nested = list[list[float]] | list[list[list[float]]]
+# Strict: JSON true/false are not numbers here (lax mode would read them as 1 and 0).
+Number = Annotated[float, Field(strict=True)]
+Nested = list[list[Number]] | list[list[list[Number]]]
 
 
 class SizeFormula(BaseModel):

@@ -391,3 +391,11 @@ def test_openapi_describes_the_cnn_routes(client: TestClient) -> None:
     limits = client.get("/api/limits").json()
     for name in ("max_matrix_side", "max_kernel_size", "max_stride", "max_pool_size"):
         assert name in limits
+
+
+def test_booleans_in_a_matrix_are_422_not_ones_and_zeros(client) -> None:
+    body = {"input": [[True, False], [1, 2]], "kernel": [[1]]}
+    r = client.post("/api/cnn/convolve", json=body)
+    assert r.status_code == 422 and "number" in r.json()["detail"]
+    pooled = client.post("/api/cnn/pool", json={"input": [[True, 1], [2, 3]], "size": 2})
+    assert pooled.status_code == 422
