@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from app.viz.common import PALETTE, Figure, axis, bar, figure, layout
+from app.viz.common import heatmap as common_heatmap
 
 SEQUENTIAL = "Viridis"  # as the PNG previews: dark = the smallest value, yellow = the largest
 LABELLED_CELLS = 64  # heatmaps up to this size print their numbers in the cells
@@ -13,19 +14,7 @@ LABELLED_CELLS = 64  # heatmaps up to this size print their numbers in the cells
 
 def heatmap(z: list[list[float]], **extra: Any) -> dict[str, Any]:
     """One map, row 0 at the top, numbers printed when it is small."""
-    cells = sum(len(row) for row in z)
-    trace: dict[str, Any] = {
-        "type": "heatmap",
-        "z": z,
-        "colorscale": SEQUENTIAL,
-        "xgap": 2,
-        "ygap": 2,
-        "hovertemplate": "row %{y}, column %{x}: %{z:.4~g}<extra></extra>",
-        **extra,
-    }
-    if cells <= LABELLED_CELLS:
-        trace["texttemplate"] = "%{z:.3~g}"
-    return trace
+    return common_heatmap(z, SEQUENTIAL, LABELLED_CELLS, **extra)
 
 
 def heatmap_grid(

@@ -87,6 +87,31 @@ def line(x: list[Any], y: list[float], **extra: Any) -> dict[str, Any]:
     return {"type": "scatter", "mode": "lines", "x": x, "y": y, **extra}
 
 
+def heatmap(
+    z: list[list[float]] | list[list[float | None]],
+    colorscale: str | list[list[Any]],
+    labelled_cells: int = 64,
+    text_format: str = "%{z:.3~g}",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A matrix as a heatmap trace with gaps between cells; small ones print their numbers.
+
+    Pair it with a reversed y axis so row 0 sits at the top, as in a printed matrix.
+    """
+    trace: dict[str, Any] = {
+        "type": "heatmap",
+        "z": z,
+        "colorscale": colorscale,
+        "xgap": 2,
+        "ygap": 2,
+        "hovertemplate": "row %{y}, column %{x}: %{z:.4~g}<extra></extra>",
+        **extra,
+    }
+    if sum(len(row) for row in z) <= labelled_cells:
+        trace["texttemplate"] = text_format
+    return trace
+
+
 def vline(x: float, **style: Any) -> dict[str, Any]:
     """A vertical line across the plot at ``x``."""
     return {

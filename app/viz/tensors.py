@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from app.viz.common import Figure, axis, figure, layout
+from app.viz.common import heatmap as matrix_heatmap
 
 COLOURSCALE = [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]]
 MAX_LABELLED_CELLS = 64  # past this, numbers inside the cells are unreadable: hover instead
@@ -56,18 +57,14 @@ def heatmap(name: str | None, value: dict[str, Any] | None) -> Figure:
     if value.get("values") is None:
         return empty(f"{title} (too many elements to draw)")
     z = as_rows(value["values"], shape)
-    cells = sum(len(row) for row in z)
-    trace: dict[str, Any] = {
-        "type": "heatmap",
-        "z": z,
-        "colorscale": COLOURSCALE,
-        "xgap": 2,
-        "ygap": 2,
-        "hovertemplate": "row %{y}, column %{x}: %{z}<extra></extra>",
-        "colorbar": {"thickness": 12},
-    }
-    if cells <= MAX_LABELLED_CELLS:
-        trace["texttemplate"] = "%{z:.4~g}"
+    trace = matrix_heatmap(
+        z,
+        COLOURSCALE,
+        MAX_LABELLED_CELLS,
+        text_format="%{z:.4~g}",
+        hovertemplate="row %{y}, column %{x}: %{z}<extra></extra>",
+        colorbar={"thickness": 12},
+    )
     rows = len(z)
     return figure(
         [trace],
