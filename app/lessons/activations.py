@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -206,6 +207,12 @@ def check_dead(dead_units: int, steps: int, hidden: int, lim: ActivationLimits) 
 POINTS = 201  # enough for smooth curves, small enough to send on every slider move
 
 
+# Both are seeded, so equal arguments give equal numbers: a slider that moves one section reuses
+# the others' results instead of training them again (the dead-ReLU runs are most of the cost).
+_vanishing = lru_cache(maxsize=256)(vanishing_gradients)
+_dead = lru_cache(maxsize=256)(dead_relu_training)
+
+
 def explore(params: ActivationParams, limits: ActivationLimits) -> dict[str, object]:
     """Everything the lesson page shows for one set of parameters, as plain numbers."""
     check_name(params.name)
@@ -216,7 +223,7 @@ def explore(params: ActivationParams, limits: ActivationLimits) -> dict[str, obj
     curve = activation_curve(params.name, params.x_min, params.x_max, POINTS, params.negative_slope)
     x = torch.tensor(curve["x"])
     vanishing = {
-        name: vanishing_gradients(
+        name: _vanishing(
             name, params.depth, params.width, params.seed, params.init, params.negative_slope
         )
         for name in ("sigmoid", "tanh", "relu", "leaky_relu")
@@ -227,8 +234,8 @@ def explore(params: ActivationParams, limits: ActivationLimits) -> dict[str, obj
         "curve": curve,
         "softmax": softmax_output_layer(x).tolist(),
         "vanishing": vanishing,
-        "dead_relu": dead_relu_training(0.0, params.dead_units, params.steps, params.seed),
-        "dead_leaky": dead_relu_training(slope, params.dead_units, params.steps, params.seed),
+        "dead_relu": _dead(0.0, params.dead_units, params.steps, params.seed),
+        "dead_leaky": _dead(slope, params.dead_units, params.steps, params.seed),
         "leaky_slope": slope,
     }
 
