@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     # more to encode and send than the transforms themselves.
     transform_preview_side: int = Field(default=256, ge=8, le=4096)
 
+    # Gradient calculation: the notes' gradient-descent loop and the chain-rule slider.
+    autograd_max_epochs: int = Field(default=500, ge=1)
+    autograd_max_learning_rate: float = Field(default=1.0, gt=0)
+    autograd_max_abs_x: float = Field(default=100.0, gt=0)
+
+    # Datasets and DataLoaders: POST /api/data/batches.
+    max_dataset_size: int = Field(default=10_000, ge=1)
+    max_batch_epochs: int = Field(default=20, ge=1, description="epochs of batches listed")
+    max_batches_listed: int = Field(default=20_000, ge=1)
+
     # Learner programs (the sandbox): each bound is checked before the work it guards.
     program_max_code_chars: int = Field(default=20_000, ge=10)
     program_max_statements: int = Field(default=10_000, ge=1, description="statements run")
@@ -94,7 +104,7 @@ class Settings(BaseSettings):
         return {
             name: getattr(self, name)
             for name in type(self).model_fields
-            if name.startswith(("max_", "min_", "program_max_"))
+            if name.startswith(("max_", "min_")) or "_max_" in name
         }
 
 

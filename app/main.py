@@ -21,7 +21,7 @@ from app.web.errors import (
     install_error_handlers,
     upload_too_large,
 )
-from app.web.routes import api, docs, images, pages, programs, static
+from app.web.routes import api, data, docs, images, pages, programs, static
 from app.web.routes import cnn as cnn_routes
 from app.web.routes import transforms as transform_routes
 from app.web.templating import make_templates
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(programs.router)
     app.include_router(images.router)
+    app.include_router(data.router)
     app.include_router(cnn_routes.router)
     app.include_router(transform_routes.router)
     app.include_router(pages.router)

@@ -391,14 +391,15 @@ def check_params(params: AutogradParams, limits: AutogradLimits) -> None:
     lr = params.learning_rate
     if not (math.isfinite(lr) and 0 < lr <= limits.max_learning_rate):
         raise LessonInputError(
-            f"learning_rate must be above 0 and at most {limits.max_learning_rate:g}; got {lr:g}."
+            f"learning_rate must be above 0 and at most {limits.max_learning_rate:g} "
+            f"(setting autograd_max_learning_rate); got {lr:g}."
         )
     if params.epochs < 1:
         raise LessonInputError(f"epochs must be at least 1; got {params.epochs}.")
-    check_limit("epochs", "max_epochs", limits.max_epochs, params.epochs)
+    check_limit("epochs", "autograd_max_epochs", limits.max_epochs, params.epochs)
     if not math.isfinite(params.chain_x):
         raise LessonInputError(f"chain_x must be a finite number; got {params.chain_x}.")
-    check_limit("|chain_x|", "max_abs_x", limits.max_abs_x, abs(params.chain_x))
+    check_limit("|chain_x|", "autograd_max_abs_x", limits.max_abs_x, abs(params.chain_x))
 
 
 def explore(params: AutogradParams, limits: AutogradLimits, run: Runner) -> dict[str, Any]:

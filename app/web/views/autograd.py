@@ -16,11 +16,10 @@ from app.sandbox import SandboxLimits, SandboxRefused, run_program_isolated
 from app.sandbox import graph as sandbox_graph
 from app.sandbox.isolation import SandboxBusy
 from app.viz import autograd as autograd_figures
+from app.web.deps import limits_from
 from app.web.forms import params_from_query
 from app.web.routes import programs
 from app.web.views.base import LessonView, source
-
-LIMITS = autograd.AutogradLimits()
 
 
 def refused(exc: SandboxRefused, kind: str) -> dict[str, Any]:
@@ -77,7 +76,9 @@ def _form(params: autograd.AutogradParams) -> dict[str, Any]:
 VIEW = LessonView(
     slug="autograd",
     parse=_parse,
-    explore=lambda params, settings: autograd.explore(params, LIMITS, runner(settings)),
+    explore=lambda params, settings: autograd.explore(
+        params, limits_from(settings, autograd.AutogradLimits, "autograd_"), runner(settings)
+    ),
     figures=autograd_figures.figures,
     code={
         "graph": "\n\n".join(
