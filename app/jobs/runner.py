@@ -1,0 +1,368 @@
+"""Runners: where runs execute. ``Runner`` is the interface routes use; ``LocalRunner`` runs each
+training run in its own worker process on this machine.
+
+Metrics path (design choice): the worker sends ``("metric", step, name, value)`` messages over a
+one-way pipe, and one supervisor thread in the parent writes them to the store (a commit per
+batch that arrived together). Why the parent and not the worker:
+
+* one writer: N workers never contend for SQLite's write lock with each other or the web process;
+* workers need no database URL, engine or credentials, and a worker killed mid-write (time limit,
+  crash, ``os._exit``) can never leave a half-written transaction;
+* the parent sees every metric in order and drains the pipe before deciding a final status, so
+  the store has every metric a run produced, and a crash is told apart from a clean end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import threading
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from app.jobs import store as st
+from app.jobs.store import RunStore
+from app.jobs.tasks import ConfigError, Task, get_task, load_checkpoint, save_checkpoint
+
+STOP_GRACE_S = 5.0
+
+
+class QueueFull(RuntimeError):
+    """The queue already holds ``limit`` waiting runs."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the run queue is full ({limit} runs waiting); try again later")
+        self.limit = limit
+
+
+class Runner(ABC):
+    """What the web layer calls; a distributed backend implements the same four methods."""
+
+    @abstractmethod
+    def submit(
+        self, task: str, config: dict[str, Any] | None = None, resume_from: str | None = None
+    ) -> str:
+        """Validate, store as ``queued`` and enqueue; returns the run id.
+        Raises ``ConfigError`` (bad config / task / resume_from) or ``QueueFull``."""
+
+    @abstractmethod
+    def cancel(self, run_id: str) -> str:
+        """Cancel a queued or running run; returns its status afterwards."""
+
+    @abstractmethod
+    def position(self, run_id: str) -> int | None:
+        """1-based place in line while queued, 0 while running, None otherwise."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Stop everything; unfinished runs become ``interrupted``."""
+
+
+def _mp_context() -> Any:
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        # The fork server imports torch once; each run then starts in milliseconds.
+        ctx.set_forkserver_preload(["app.jobs.tasks"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _worker_main(
+    task: Task,
+    config: dict[str, Any],
+    artifacts_dir: str,
+    resume_path: str | None,
+    conn: Connection,
+    stop_event: Any,
+) -> None:
+    """Entry point of a worker process."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        cfg = task.validate(config)
+        resume = load_checkpoint(Path(resume_path)) if resume_path else None
+        last_progress = [-1.0]
+
+        def emit(step: int, name: str, value: float) -> None:
+            conn.send(("metric", int(step), str(name), float(value)))
+
+        def progress(fraction: float) -> None:
+            if fraction - last_progress[0] >= 0.01 or fraction >= 1.0:
+                last_progress[0] = fraction
+                conn.send(("progress", float(fraction)))
+
+        result = task.train(cfg, emit, stop_event.is_set, progress=progress, resume=resume)
+        save_checkpoint(Path(artifacts_dir), task.name, cfg.model_dump(), result)
+        conn.send(("done", result.epoch))
+    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
+        text = f"{type(exc).__name__}: {exc}"
+        try:
+            conn.send(("error", text, traceback.format_exc()))
+        finally:
+            conn.close()
+        os._exit(1)
+    conn.close()
+
+
+@dataclass
+class _Pending:
+    run_id: str
+    task: Task
+    config: dict[str, Any]
+    resume_path: str | None
+
+
+@dataclass
+class _Active:
+    run_id: str
+    process: Any
+    conn: Connection
+    stop_event: Any
+    deadline: float
+    stop_requested_at: float | None = None
+    final: tuple[str, str | None] | None = None  # decided by cancel / time limit
+    done: bool = False
+    error: str | None = None
+    eof: bool = False
+    buffered: list[tuple[int, str, float]] = field(default_factory=list)
+
+
+class LocalRunner(Runner):
+    """Worker processes on this machine, a bounded queue and a concurrency limit.
+
+    ``recover=True`` (the default) first marks runs a previous server left queued/running as
+    ``interrupted``.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        data_dir: Path,
+        *,
+        max_concurrent: int | None = None,
+        max_queue: int = 16,
+        time_limit_s: float = 600.0,
+        recover: bool = True,
+        poll_s: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.data_dir = Path(data_dir)
+        self.max_concurrent = max(1, max_concurrent or os.cpu_count() or 1)
+        self.max_queue = max(0, max_queue)
+        self.time_limit_s = time_limit_s
+        self._poll_s = poll_s
+        self._ctx = _mp_context()
+        self._lock = threading.Lock()
+        self._queue: deque[_Pending] = deque()
+        self._active: dict[str, _Active] = {}
+        self._closed = False
+        if recover:
+            store.recover()
+        self._thread = threading.Thread(target=self._supervise, name="run-supervisor", daemon=True)
+        self._thread.start()
+
+    def artifacts_dir(self, run_id: str) -> Path:
+        return self.data_dir / "runs" / run_id
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def submit(
+        self, task: str, config: dict[str, Any] | None = None, resume_from: str | None = None
+    ) -> str:
+        spec = get_task(task)
+        cfg = spec.validate(config).model_dump()
+        resume_path: str | None = None
+        if resume_from is not None:
+            try:
+                previous = self.store.get(resume_from)
+            except st.RunNotFound:
+                raise ConfigError(f"resume_from: no run {resume_from!r}", "resume_from") from None
+            ckpt = self.artifacts_dir(resume_from) / "checkpoint.pth"
+            if previous.task != task or not ckpt.exists():
+                raise ConfigError(
+                    f"resume_from: run {resume_from!r} has no {task} checkpoint", "resume_from"
+                )
+            resume_path = str(ckpt)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("runner is shut down")
+            free = self.max_concurrent - len(self._active)
+            waiting = max(0, len(self._queue) - free)
+            if waiting >= self.max_queue and len(self._queue) >= free:
+                raise QueueFull(self.max_queue)
+            run = self.store.create(task, cfg, resume_from)
+            self._queue.append(_Pending(run.id, spec, cfg, resume_path))
+        return run.id
+
+    def cancel(self, run_id: str) -> str:
+        with self._lock:
+            for item in self._queue:
+                if item.run_id == run_id:
+                    self._queue.remove(item)
+                    self.store.finish(run_id, st.CANCELLED)
+                    return st.CANCELLED
+            active = self._active.get(run_id)
+            if active is not None:
+                self._request_stop(active, st.CANCELLED, None)
+        run = self.store.get(run_id)
+        if not run.is_final:
+            self.store.finish(run_id, st.CANCELLED)
+        return self.store.get(run_id).status
+
+    def position(self, run_id: str) -> int | None:
+        with self._lock:
+            if run_id in self._active:
+                return 0
+            for index, item in enumerate(self._queue):
+                if item.run_id == run_id:
+                    return index + 1
+        return None
+
+    def active_count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def shutdown(self, timeout_s: float = STOP_GRACE_S) -> None:
+        with self._lock:
+            self._closed = True
+            queued = list(self._queue)
+            self._queue.clear()
+            for active in self._active.values():
+                self._request_stop(active, st.INTERRUPTED, "the server stopped while it ran")
+        for item in queued:
+            self.store.finish(item.run_id, st.INTERRUPTED, "the server stopped while it was queued")
+        self._thread.join(timeout=timeout_s + 5)
+
+    # -- supervisor -----------------------------------------------------------------------------
+
+    def _request_stop(self, active: _Active, status: str, error: str | None) -> None:
+        """Caller holds the lock. The first final word wins; the store is updated at once."""
+        if active.final is None:
+            active.final = (status, error)
+            self.store.finish(active.run_id, status, error)
+        active.stop_event.set()
+        if active.stop_requested_at is None:
+            active.stop_requested_at = time.monotonic()
+
+    def _start_queued(self) -> None:
+        with self._lock:
+            while self._queue and len(self._active) < self.max_concurrent and not self._closed:
+                item = self._queue.popleft()
+                if not self.store.mark_running(item.run_id):
+                    continue
+                artifacts = self.artifacts_dir(item.run_id)
+                artifacts.mkdir(parents=True, exist_ok=True)
+                recv, send = self._ctx.Pipe(duplex=False)
+                stop_event = self._ctx.Event()
+                process = self._ctx.Process(
+                    target=_worker_main,
+                    args=(
+                        item.task,
+                        item.config,
+                        str(artifacts),
+                        item.resume_path,
+                        send,
+                        stop_event,
+                    ),
+                    name=f"run-{item.run_id}",
+                    daemon=True,
+                )
+                try:
+                    process.start()
+                except Exception as exc:  # noqa: BLE001
+                    self.store.finish(item.run_id, st.FAILED, f"worker did not start: {exc}")
+                    recv.close()
+                    send.close()
+                    continue
+                send.close()
+                self._active[item.run_id] = _Active(
+                    item.run_id, process, recv, stop_event, time.monotonic() + self.time_limit_s
+                )
+
+    def _drain(self, active: _Active) -> None:
+        progress: float | None = None
+        try:
+            while not active.eof and active.conn.poll():
+                msg = active.conn.recv()
+                kind = msg[0]
+                if kind == "metric":
+                    active.buffered.append((msg[1], msg[2], msg[3]))
+                elif kind == "progress":
+                    progress = msg[1]
+                elif kind == "done":
+                    active.done = True
+                elif kind == "error":
+                    active.error = msg[1]
+        except (EOFError, OSError):
+            active.eof = True
+        if active.buffered:
+            self.store.add_metrics(active.run_id, active.buffered)
+            active.buffered = []
+        if progress is not None:
+            self.store.update_progress(active.run_id, progress)
+
+    def _finalize(self, active: _Active) -> None:
+        active.process.join(timeout=1)
+        self._drain(active)
+        active.conn.close()
+        if active.final is not None:
+            pass  # cancel / time limit / shutdown already recorded
+        elif active.done and active.process.exitcode == 0:
+            self.store.finish(active.run_id, st.COMPLETED)
+        else:
+            error = active.error or f"worker process exited with code {active.process.exitcode}"
+            self.store.finish(active.run_id, st.FAILED, error)
+        with self._lock:
+            self._active.pop(active.run_id, None)
+
+    def _supervise(self) -> None:
+        if self._ctx.get_start_method() == "forkserver":
+            # Start the fork server (and its one-time torch import) here, outside the lock, so
+            # submit()/cancel()/position() never wait on it.
+            from multiprocessing import forkserver
+
+            # On failure Process.start() retries and the run fails with the reason.
+            with contextlib.suppress(Exception):
+                forkserver.ensure_running()
+        while True:
+            self._start_queued()
+            with self._lock:
+                actives = list(self._active.values())
+                closed = self._closed
+            if closed and not actives:
+                return
+            handles: list[Any] = [a.conn for a in actives if not a.eof]
+            handles += [a.process.sentinel for a in actives]
+            if handles:
+                wait(handles, timeout=self._poll_s)
+            else:
+                time.sleep(self._poll_s)
+            now = time.monotonic()
+            for active in actives:
+                self._drain(active)
+                if not active.process.is_alive():
+                    self._finalize(active)
+                    continue
+                if active.final is None and now > active.deadline:
+                    with self._lock:
+                        self._request_stop(
+                            active,
+                            st.FAILED,
+                            f"time limit exceeded: the run took longer than "
+                            f"{self.time_limit_s:g} s",
+                        )
+                if (
+                    active.stop_requested_at is not None
+                    and now - active.stop_requested_at > STOP_GRACE_S
+                ):
+                    active.process.terminate()
+                    if now - active.stop_requested_at > STOP_GRACE_S + 2:
+                        active.process.kill()

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import tests.jobs.worker_tasks  # noqa: F401  (registers the test-only task)
+from app.jobs.runner import LocalRunner, QueueFull
+from app.jobs.store import Run, RunStore
+from app.jobs.tasks import ConfigError
+
+TIMEOUT_S = 60.0  # generous: a busy 2-core machine may take seconds to start the fork server
+
+
+def wait_for(check: Callable[[], bool], timeout: float = TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def wait_final(store: RunStore, run_id: str) -> Run:
+    wait_for(lambda: store.get(run_id).is_final)
+    return store.get(run_id)
+
+
+@pytest.fixture
+def make_runner(tmp_path: Path) -> Iterator[Callable[..., LocalRunner]]:
+    made: list[LocalRunner] = []
+    store = RunStore(data_dir=tmp_path / "data")
+
+    def make(**kwargs: object) -> LocalRunner:
+        runner = LocalRunner(store, tmp_path / "data", **kwargs)  # type: ignore[arg-type]
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        runner.shutdown()
+    store.close()
+
+
+def test_run_completes_with_checkpoint(make_runner: Callable[..., LocalRunner]) -> None:
+    runner = make_runner(max_concurrent=1)
+    run_id = runner.submit("linear-regression", {"stage": "nn", "epochs": 30, "seed": 1})
+    run = wait_final(runner.store, run_id)
+    assert run.status == "completed", run.error
+    assert run.progress == 1.0 and run.started_at and run.finished_at
+    loss = [v for _, v in runner.store.metrics(run_id)["loss"]]
+    assert len(loss) == 30 and loss[-1] < loss[0] / 2
+    assert runner.position(run_id) is None
+
+    ckpt = torch.load(runner.artifacts_dir(run_id) / "checkpoint.pth", weights_only=True)
+    assert set(ckpt) == {"model", "optimizer", "epoch", "task", "config"}
+    assert ckpt["epoch"] == 30 and ckpt["task"] == "linear-regression"
+    assert ckpt["config"]["epochs"] == 30
+    state = torch.load(runner.artifacts_dir(run_id) / "state_dict.pth", weights_only=True)
+    assert set(state) == {"weight", "bias"}
+
+    # Resume continues from the checkpoint's epoch.
+    again = runner.submit("linear-regression", {"stage": "nn", "epochs": 5}, resume_from=run_id)
+    resumed = wait_final(runner.store, again)
+    assert resumed.status == "completed", resumed.error
+    steps = [s for s, _ in runner.store.metrics(again)["loss"]]
+    assert steps == [31, 32, 33, 34, 35]
+    assert runner.store.metrics(again)["loss"][0][1] < loss[0]
+
+
+def test_bad_config_and_resume(make_runner: Callable[..., LocalRunner]) -> None:
+    runner = make_runner(max_concurrent=1)
+    with pytest.raises(ConfigError) as info:
+        runner.submit("linear-regression", {"epochs": 10_000})
+    assert "epochs" in str(info.value) and "500" in str(info.value)
+    with pytest.raises(ConfigError):
+        runner.submit("no-such-task", {})
+    with pytest.raises(ConfigError):
+        runner.submit("linear-regression", {}, resume_from="missing")
+    assert runner.store.list() == []
+
+
+def test_queue_full_and_positions(make_runner: Callable[..., LocalRunner]) -> None:
+    runner = make_runner(max_concurrent=1, max_queue=2)
+    first = runner.submit("test-sleepy", {})
+    second = runner.submit("test-sleepy", {})
+    third = runner.submit("test-sleepy", {})
+    with pytest.raises(QueueFull) as info:
+        runner.submit("test-sleepy", {})
+    assert info.value.limit == 2 and "2" in str(info.value)
+    wait_for(lambda: runner.store.get(first).status == "running")
+    assert runner.position(first) == 0
+    assert (runner.position(second), runner.position(third)) == (1, 2)
+
+    assert runner.cancel(second) == "cancelled"
+    assert runner.position(third) == 1
+    assert runner.store.get(second).started_at is None
+
+
+def test_cancel_running(make_runner: Callable[..., LocalRunner]) -> None:
+    runner = make_runner(max_concurrent=1)
+    run_id = runner.submit("test-sleepy", {})
+    wait_for(lambda: "loss" in runner.store.metrics(run_id))
+    assert runner.cancel(run_id) == "cancelled"
+    wait_for(lambda: runner.active_count() == 0)
+    run = runner.store.get(run_id)
+    assert run.status == "cancelled" and run.finished_at is not None
+    assert runner.store.metrics(run_id)["loss"]
+
+
+def test_time_limit_fails_naming_it(make_runner: Callable[..., LocalRunner]) -> None:
+    runner = make_runner(max_concurrent=1, time_limit_s=1.5)
+    run_id = runner.submit("test-sleepy", {})
+    run = wait_final(runner.store, run_id)
+    assert run.status == "failed"
+    assert run.error and "time limit" in run.error and "1.5 s" in run.error
+    wait_for(lambda: runner.active_count() == 0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("raise", "RuntimeError: boom"), ("exit", "exited with code 3")],
+)
+def test_crash_fails_with_error(
+    make_runner: Callable[..., LocalRunner], mode: str, expected: str
+) -> None:
+    runner = make_runner(max_concurrent=2)
+    run_id = runner.submit("test-sleepy", {"mode": mode})
+    run = wait_final(runner.store, run_id)
+    assert run.status == "failed"
+    assert run.error and expected in run.error
+    assert runner.store.metrics(run_id) == {"loss": [[1, 1.0]]}
+
+
+def test_shutdown_interrupts(make_runner: Callable[..., LocalRunner]) -> None:
+    runner = make_runner(max_concurrent=1)
+    running = runner.submit("test-sleepy", {})
+    queued = runner.submit("test-sleepy", {})
+    wait_for(lambda: runner.store.get(running).status == "running")
+    runner.shutdown()
+    assert runner.store.get(running).status == "interrupted"
+    assert runner.store.get(queued).status == "interrupted"
+    assert runner.active_count() == 0
