@@ -93,18 +93,16 @@ def upload_too_large(limit: int, got: int | None) -> str:
     return f"The upload{size} is over the limit of {limit} bytes (setting max_upload_bytes)."
 
 
+# Lesson errors that are not a plain 422, by class (a subclass inherits its parent's status).
+LESSON_STATUS: dict[type[LessonError], int] = {UnsupportedImage: 415, ImageTooLarge: 413}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping from exceptions to responses on ``app``."""
 
     @app.exception_handler(LessonError)
     async def lesson_error(request: Request, exc: LessonError) -> Response:
-        status = (
-            415
-            if isinstance(exc, UnsupportedImage)
-            else 413
-            if isinstance(exc, ImageTooLarge)
-            else 422
-        )
+        status = next((LESSON_STATUS[c] for c in type(exc).__mro__ if c in LESSON_STATUS), 422)
         return error_response(request, status, str(exc))
 
     @app.exception_handler(SandboxRefused)

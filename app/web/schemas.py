@@ -80,7 +80,7 @@ class DeadReluResponse(BaseModel):
     moved: list[float] = Field(description="|w_end - w_start| per hidden unit")
 
 
-class LessonView(BaseModel):
+class LessonViewResponse(BaseModel):
     """Everything a lesson page shows: its parameters, the numbers, and the Plotly figures."""
 
     slug: str

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 
 from app.lessons.registry import BY_SLUG, LESSONS, Lesson, neighbours
 from app.web.deps import SettingsDep
-from app.web.schemas import LessonView as LessonViewModel
+from app.web.schemas import LessonViewResponse
 from app.web.templating import render
 from app.web.views import VIEWS, LessonView
 
@@ -57,10 +57,10 @@ def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Respon
 
 
 @router.get("/api/lessons/{slug}/view", tags=["lessons"])
-def lesson_view(slug: str, request: Request, settings: SettingsDep) -> LessonViewModel:
+def lesson_view(slug: str, request: Request, settings: SettingsDep) -> LessonViewResponse:
     """The JSON twin of a lesson page: the same query string, the numbers and figures it shows."""
     view = _view(slug)
     built = view.build(request.query_params, settings)
-    return LessonViewModel(
+    return LessonViewResponse(
         slug=slug, params=built["form"], result=built["result"], figures=built["figures"]
     )
