@@ -53,9 +53,12 @@ function patch(fragment) {
 
 let pending = null;
 let latest = 0;
+let sent = null; // the query of the newest request: a second event with nothing changed sends none
 
 async function refresh() {
   const query = queryString();
+  if (query === sent) return;
+  sent = query;
   history.replaceState(null, "", `${location.pathname}?${query}`);
   const twin = document.getElementById("json-twin");
   if (twin) twin.href = `${twin.pathname}?${query}`;
@@ -76,7 +79,10 @@ async function refresh() {
     patch(template.content);
     document.dispatchEvent(new CustomEvent("lesson:updated", { detail: { query } }));
   } catch (error) {
-    if (ticket === latest) showError(`Could not reach the server: ${error.message}`);
+    if (ticket === latest) {
+      sent = null; // let the same view be asked for again
+      showError(`Could not reach the server: ${error.message}`);
+    }
   } finally {
     if (ticket === latest) output.classList.remove("busy");
   }
