@@ -76,6 +76,22 @@ class Settings(BaseSettings):
     max_dataset_size: int = Field(default=10_000, ge=1)
     max_batch_epochs: int = Field(default=20, ge=1, description="epochs of batches listed")
     max_batches_listed: int = Field(default=20_000, ge=1)
+    # The Datasets lesson's num_workers control: only written into the code the page shows.
+    max_num_workers: int = Field(default=8, ge=0, le=64)
+
+    # Training runs (/runs, /api/runs). The store is SQLite in the data dir unless a SQLAlchemy
+    # URL says otherwise (e.g. postgresql+psycopg://user:pass@host/explorer).
+    database_url: str | None = None
+    # Runs training at once (0: one per CPU), runs waiting in line, and wall time per run.
+    runs_max_concurrent: int = Field(default=0, ge=0, le=256)
+    runs_max_queue: int = Field(default=16, ge=0, le=10_000)
+    runs_max_seconds: float = Field(default=600.0, gt=0, description="wall time per run")
+    # Torch threads inside each run's worker process: one keeps N runs from fighting over cores.
+    runs_torch_threads: int = Field(default=1, ge=1, le=64)
+    # Runs listed by GET /api/runs and /runs, newest first.
+    runs_max_listed: int = Field(default=200, ge=1, le=10_000)
+    # Runs overlaid on one chart of the Tracking lesson.
+    tracking_max_runs: int = Field(default=8, ge=1, le=50)
 
     # Learner programs (the sandbox): each bound is checked before the work it guards.
     program_max_code_chars: int = Field(default=20_000, ge=10)

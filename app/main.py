@@ -21,7 +21,8 @@ from app.web.errors import (
     install_error_handlers,
     upload_too_large,
 )
-from app.web.routes import api, data, docs, images, pages, programs, static
+from app.web.live import start_runs
+from app.web.routes import api, data, docs, images, pages, programs, run_pages, runs, static
 from app.web.routes import cnn as cnn_routes
 from app.web.routes import transforms as transform_routes
 from app.web.templating import make_templates
@@ -122,7 +123,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.program_prewarm:
             programs.warm_sandbox(settings)
-        yield
+        app.state.runs = start_runs(settings)
+        try:
+            yield
+        finally:
+            app.state.runs.close()  # unfinished runs become "interrupted"; none stay "running"
 
     app = FastAPI(
         lifespan=lifespan,
@@ -142,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(data.router)
     app.include_router(cnn_routes.router)
     app.include_router(transform_routes.router)
+    app.include_router(runs.router)
+    app.include_router(run_pages.router)
     app.include_router(pages.router)
     app.include_router(static.router)
     app.include_router(docs.router)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.main import create_app
+# Run workers import test-only tasks by name (tests.jobs.worker_tasks), so the repo root goes on
+# sys.path before any fork server starts; pytest's importlib mode does not put it there.
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from app.config import Settings  # noqa: E402
+from app.main import create_app  # noqa: E402
 
 
 @pytest.fixture

@@ -22,12 +22,14 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from app.jobs import store as st
+from app.jobs import tracking
 from app.jobs.store import RunStore
 from app.jobs.tasks import ConfigError, Task, get_task, load_checkpoint, save_checkpoint
 
@@ -69,7 +71,7 @@ def _mp_context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         # The fork server imports torch once; each run then starts in milliseconds.
-        ctx.set_forkserver_preload(["app.jobs.tasks"])
+        ctx.set_forkserver_preload(["app.jobs.preload"])
         return ctx
     return mp.get_context("spawn")
 
@@ -81,18 +83,22 @@ def _worker_main(
     resume_path: str | None,
     conn: Connection,
     stop_event: Any,
+    threads: int = 1,
 ) -> None:
-    """Entry point of a worker process."""
+    """Entry point of a worker process; torch uses ``threads`` threads in it."""
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
+    writer: Any = None
     try:
         cfg = task.validate(config)
         resume = load_checkpoint(Path(resume_path)) if resume_path else None
         last_progress = [-1.0]
+        writer = tracking.open_writer(Path(artifacts_dir))
 
         def emit(step: int, name: str, value: float) -> None:
             conn.send(("metric", int(step), str(name), float(value)))
+            writer.add_scalar(name, value, step)
 
         def progress(fraction: float) -> None:
             if fraction - last_progress[0] >= 0.01 or fraction >= 1.0:
@@ -101,10 +107,15 @@ def _worker_main(
 
         result = task.train(cfg, emit, stop_event.is_set, progress=progress, resume=resume)
         save_checkpoint(Path(artifacts_dir), task.name, cfg.model_dump(), result)
+        tracking.write_summary(writer, Path(artifacts_dir), result.summary, result.epoch)
+        writer.close()
         conn.send(("done", result.epoch))
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
         text = f"{type(exc).__name__}: {exc}"
         try:
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.close()  # keep the scalars logged before the error
             conn.send(("error", text, traceback.format_exc()))
         finally:
             conn.close()
@@ -152,6 +163,8 @@ class LocalRunner(Runner):
         time_limit_s: float = 600.0,
         recover: bool = True,
         poll_s: float = 0.05,
+        threads_per_run: int = 1,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
@@ -159,18 +172,21 @@ class LocalRunner(Runner):
         self.max_queue = max(0, max_queue)
         self.time_limit_s = time_limit_s
         self._poll_s = poll_s
+        self.threads_per_run = max(1, threads_per_run)
+        self._on_change = on_change
         self._ctx = _mp_context()
         self._lock = threading.Lock()
         self._queue: deque[_Pending] = deque()
         self._active: dict[str, _Active] = {}
         self._closed = False
+        self._wake = threading.Event()  # set by submit/cancel/shutdown: the supervisor acts now
         if recover:
             store.recover()
         self._thread = threading.Thread(target=self._supervise, name="run-supervisor", daemon=True)
         self._thread.start()
 
     def artifacts_dir(self, run_id: str) -> Path:
-        return self.data_dir / "runs" / run_id
+        return st.run_dir(self.data_dir, run_id)
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -200,6 +216,7 @@ class LocalRunner(Runner):
                 raise QueueFull(self.max_queue)
             run = self.store.create(task, cfg, resume_from)
             self._queue.append(_Pending(run.id, spec, cfg, resume_path))
+        self._wake.set()
         return run.id
 
     def cancel(self, run_id: str) -> str:
@@ -207,14 +224,14 @@ class LocalRunner(Runner):
             for item in self._queue:
                 if item.run_id == run_id:
                     self._queue.remove(item)
-                    self.store.finish(run_id, st.CANCELLED)
+                    self._finish(run_id, st.CANCELLED)
                     return st.CANCELLED
             active = self._active.get(run_id)
             if active is not None:
                 self._request_stop(active, st.CANCELLED, None)
         run = self.store.get(run_id)
         if not run.is_final:
-            self.store.finish(run_id, st.CANCELLED)
+            self._finish(run_id, st.CANCELLED)
         return self.store.get(run_id).status
 
     def position(self, run_id: str) -> int | None:
@@ -237,17 +254,29 @@ class LocalRunner(Runner):
             self._queue.clear()
             for active in self._active.values():
                 self._request_stop(active, st.INTERRUPTED, "the server stopped while it ran")
+        self._wake.set()
         for item in queued:
-            self.store.finish(item.run_id, st.INTERRUPTED, "the server stopped while it was queued")
+            self._finish(item.run_id, st.INTERRUPTED, "the server stopped while it was queued")
         self._thread.join(timeout=timeout_s + 5)
 
     # -- supervisor -----------------------------------------------------------------------------
+
+    def _changed(self, run_id: str) -> None:
+        """Tell the listener (the web layer's live streams) that a run has news in the store."""
+        if self._on_change is not None:
+            with contextlib.suppress(Exception):
+                self._on_change(run_id)
+
+    def _finish(self, run_id: str, status: str, error: str | None = None) -> bool:
+        changed = self.store.finish(run_id, status, error)
+        self._changed(run_id)
+        return changed
 
     def _request_stop(self, active: _Active, status: str, error: str | None) -> None:
         """Caller holds the lock. The first final word wins; the store is updated at once."""
         if active.final is None:
             active.final = (status, error)
-            self.store.finish(active.run_id, status, error)
+            self._finish(active.run_id, status, error)
         active.stop_event.set()
         if active.stop_requested_at is None:
             active.stop_requested_at = time.monotonic()
@@ -258,6 +287,7 @@ class LocalRunner(Runner):
                 item = self._queue.popleft()
                 if not self.store.mark_running(item.run_id):
                     continue
+                self._changed(item.run_id)
                 artifacts = self.artifacts_dir(item.run_id)
                 artifacts.mkdir(parents=True, exist_ok=True)
                 recv, send = self._ctx.Pipe(duplex=False)
@@ -271,6 +301,7 @@ class LocalRunner(Runner):
                         item.resume_path,
                         send,
                         stop_event,
+                        self.threads_per_run,
                     ),
                     name=f"run-{item.run_id}",
                     daemon=True,
@@ -278,7 +309,7 @@ class LocalRunner(Runner):
                 try:
                     process.start()
                 except Exception as exc:  # noqa: BLE001
-                    self.store.finish(item.run_id, st.FAILED, f"worker did not start: {exc}")
+                    self._finish(item.run_id, st.FAILED, f"worker did not start: {exc}")
                     recv.close()
                     send.close()
                     continue
@@ -303,11 +334,14 @@ class LocalRunner(Runner):
                     active.error = msg[1]
         except (EOFError, OSError):
             active.eof = True
+        news = bool(active.buffered) or progress is not None
         if active.buffered:
             self.store.add_metrics(active.run_id, active.buffered)
             active.buffered = []
         if progress is not None:
             self.store.update_progress(active.run_id, progress)
+        if news:
+            self._changed(active.run_id)
 
     def _finalize(self, active: _Active) -> None:
         active.process.join(timeout=1)
@@ -316,10 +350,10 @@ class LocalRunner(Runner):
         if active.final is not None:
             pass  # cancel / time limit / shutdown already recorded
         elif active.done and active.process.exitcode == 0:
-            self.store.finish(active.run_id, st.COMPLETED)
+            self._finish(active.run_id, st.COMPLETED)
         else:
             error = active.error or f"worker process exited with code {active.process.exitcode}"
-            self.store.finish(active.run_id, st.FAILED, error)
+            self._finish(active.run_id, st.FAILED, error)
         with self._lock:
             self._active.pop(active.run_id, None)
 
@@ -344,7 +378,8 @@ class LocalRunner(Runner):
             if handles:
                 wait(handles, timeout=self._poll_s)
             else:
-                time.sleep(self._poll_s)
+                self._wake.wait(self._poll_s)
+            self._wake.clear()
             now = time.monotonic()
             for active in actives:
                 self._drain(active)

@@ -149,6 +149,11 @@ class RunNotFound(KeyError):
     """No run has this id."""
 
 
+def run_dir(data_dir: Path, run_id: str) -> Path:
+    """Where a run's artifacts live: checkpoint, TensorBoard event files, summary."""
+    return Path(data_dir) / "runs" / run_id
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'runs.db'}"
 

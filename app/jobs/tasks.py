@@ -43,6 +43,8 @@ class TrainResult:
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, Any]
     epoch: int
+    # JSON-able extras the Tracking views show (architecture, held-out predictions, samples).
+    summary: dict[str, Any] | None = None
 
 
 class TrainFn(Protocol):
@@ -151,6 +153,18 @@ class LinearRegressionConfig(BaseModel):
 
 
 N_SAMPLES = 20
+# What every stage fits: one weight and one bias, as nn.Linear(1, 1) holds them.
+LINEAR_SUMMARY: dict[str, Any] = {
+    "architecture": [
+        {
+            "name": "linear",
+            "layer": "Linear(in_features=1, out_features=1, bias=True)",
+            "output_shape": [N_SAMPLES, 1],
+            "parameters": 2,
+        }
+    ],
+    "input_shape": [N_SAMPLES, 1],
+}
 TRUE_W = 3.0
 TRUE_B = 2.0
 
@@ -195,8 +209,7 @@ def train_linear_regression(
         if isinstance(config, LinearRegressionConfig)
         else LinearRegressionConfig.model_validate(config)
     )
-    torch.manual_seed(cfg.seed)
-    x, y = linear_data(cfg.seed)
+    x, y = linear_data(cfg.seed)  # its own seeded generator: torch's global RNG is left alone
     w0, b0, start_epoch = _start(cfg, resume)
     lr = cfg.learning_rate
     epoch = start_epoch
@@ -229,7 +242,7 @@ def train_linear_regression(
             "state": {},
             "param_groups": [{"lr": lr, "params": [0, 1]}],
         }
-        return TrainResult(model_state, optimizer_state, epoch)
+        return TrainResult(model_state, optimizer_state, epoch, summary=LINEAR_SUMMARY)
 
     if cfg.stage == "autograd":
         # Stage 2/3: autograd computes the gradients; nn.MSELoss and optim.SGD do the rest.
@@ -279,7 +292,7 @@ def train_linear_regression(
         b_now = float(params[1].detach().reshape(-1)[0])
         log(epoch, loss.item(), w_now, b_now, gw, gb)
         progress((i + 1) / cfg.epochs)
-    return TrainResult(model_state_fn(), optimizer.state_dict(), epoch)
+    return TrainResult(model_state_fn(), optimizer.state_dict(), epoch, summary=LINEAR_SUMMARY)
 
 
 LINEAR_REGRESSION = register(

@@ -8,8 +8,6 @@ flipped, and each output cell is the sum of the elementwise products under it.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from app.lessons.errors import LessonInputError, check_limit
-from app.lessons.images import sample_image
+from app.lessons.images import png_data_url, sample_image
 
 Matrix = tuple[tuple[float, ...], ...]
 POOL_KINDS = ("max", "min", "avg")
@@ -242,9 +240,7 @@ def map_pngs(
     for plane, lut in zip(index, luts, strict=True):
         image = Image.frombytes("L", (plane.shape[1], plane.shape[0]), plane.numpy().tobytes())
         image.putpalette(lut)  # "P" mode: one byte per pixel, so the PNG is small and quick
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG", compress_level=1)  # speed over size: it is shown, not stored
-        urls.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+        urls.append(png_data_url(image))
     return urls
 
 

@@ -8,6 +8,7 @@ orientation is applied, and every mode (palette, alpha, 16-bit, CMYK, greyscale)
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import re
@@ -198,3 +199,10 @@ def sample_png(name: str) -> bytes:
     buffer = io.BytesIO()
     sample_image(name).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def png_data_url(image: Image.Image) -> str:
+    """``image`` as a PNG data URL; speed over size (compress level 1): it is shown, not stored."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

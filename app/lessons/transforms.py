@@ -14,8 +14,6 @@ dtype, value range, a PNG preview and a histogram) as plain numbers for the page
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from app.lessons.errors import LessonInputError, check_limit
-from app.lessons.images import SAMPLES, sample_image
+from app.lessons.images import SAMPLES, png_data_url, sample_image
 
 Sample = Image.Image | torch.Tensor
 
@@ -570,9 +568,7 @@ def _channels(count: int) -> list[str]:
 
 
 def _png(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)  # previews: speed over a few bytes
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_url(image)  # previews: speed over a few bytes
 
 
 def _fit(height: int, width: int, side: int) -> tuple[int, int]:

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.jobs import ConfigError, QueueFull, RunNotFound
+from app.jobs.tracking import ArtifactMissing
 from app.lessons.errors import LessonError
 from app.lessons.images import ImageTooLarge, UnsupportedImage
 from app.sandbox import SandboxRefused
@@ -114,6 +116,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def sandbox_busy(request: Request, exc: SandboxBusy) -> Response:
         retry = {"Retry-After": "5"}
         return error_response(request, 429, str(exc), headers=retry)
+
+    @app.exception_handler(ConfigError)
+    async def bad_config(request: Request, exc: ConfigError) -> Response:
+        return error_response(request, 422, str(exc), {"field": exc.field})
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull) -> Response:
+        extra = {"limit": "runs_max_queue"}
+        return error_response(request, 429, str(exc), extra, headers={"Retry-After": "10"})
+
+    @app.exception_handler(RunNotFound)
+    async def run_not_found(request: Request, exc: RunNotFound) -> Response:
+        detail = f"There is no run {exc.args[0]!r}; GET /api/runs lists the runs there are."
+        return error_response(request, 404, detail)
+
+    @app.exception_handler(ArtifactMissing)
+    async def artifact_missing(request: Request, exc: ArtifactMissing) -> Response:
+        return error_response(request, 404, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

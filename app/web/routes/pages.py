@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
@@ -30,6 +32,11 @@ def _view(slug: str) -> LessonView:
     return view
 
 
+def _runs(request: Request) -> Any:
+    """The app's runs (a lesson over training runs reads them); None before start-up."""
+    return getattr(request.app.state, "runs", None)
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def home(request: Request) -> Response:
     """Every lesson, in the order of the notes."""
@@ -44,7 +51,7 @@ def lesson_page(slug: str, request: Request, settings: SettingsDep) -> Response:
     context = {"lesson": lesson, "before": before, "after": after}
     if slug not in VIEWS:
         return render(request, "lessons/coming_soon.html", context)
-    context |= VIEWS[slug].build(request.query_params, settings)
+    context |= VIEWS[slug].build(request.query_params, settings, _runs(request))
     return render(request, f"lessons/{slug}.html", context)
 
 
@@ -52,7 +59,7 @@ def lesson_page(slug: str, request: Request, settings: SettingsDep) -> Response:
 def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Response:
     """The part of a lesson page that changes with its controls, for in-place updates."""
     view = _view(slug)
-    context = {"lesson": _lesson(slug)} | view.build(request.query_params, settings)
+    context = {"lesson": _lesson(slug)} | view.build(request.query_params, settings, _runs(request))
     return render(request, f"lessons/_{slug}.html", context)
 
 
@@ -60,7 +67,7 @@ def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Respon
 def lesson_view(slug: str, request: Request, settings: SettingsDep) -> LessonViewResponse:
     """The JSON twin of a lesson page: the same query string, the numbers and figures it shows."""
     view = _view(slug)
-    built = view.build(request.query_params, settings)
+    built = view.build(request.query_params, settings, _runs(request))
     return LessonViewResponse(
         slug=slug, params=built["form"], result=built["result"], figures=built["figures"]
     )

@@ -24,16 +24,22 @@ class LessonView:
 
     slug: str
     parse: Callable[[Mapping[str, str], Settings], Any]
-    explore: Callable[[Any, Settings], dict[str, Any]]
+    explore: Callable[..., dict[str, Any]]  # (params, settings), or (params, settings, runs)
     figures: Callable[[dict[str, Any]], dict[str, dict[str, Any]]]
     code: dict[str, str]  # section -> the source of the functions behind it
     snippet: Callable[[Any], str]
     form: Callable[[Any], dict[str, Any]]  # params as the form shows them
+    # A lesson over the learner's own training runs: explore(params, settings, runs) gets the
+    # app's run store too (app.web.live.Runs).
+    uses_runs: bool = False
 
-    def build(self, query: Mapping[str, str], settings: Settings) -> dict[str, Any]:
+    def build(
+        self, query: Mapping[str, str], settings: Settings, runs: Any = None
+    ) -> dict[str, Any]:
         """The template context for the page and its partial."""
         params = self.parse(query, settings)
-        result = self.explore(params, settings)
+        extra = (runs,) if self.uses_runs else ()
+        result = self.explore(params, settings, *extra)
         return {
             "params": params,
             "form": self.form(params),

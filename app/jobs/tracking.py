@@ -1,0 +1,91 @@
+"""What a run leaves on disk besides its checkpoint: TensorBoard event files and a summary.
+
+The worker writes every metric through ``torch.utils.tensorboard.SummaryWriter`` as it logs it,
+so ``tensorboard --logdir <run dir>/tensorboard`` shows the same scalars the app streams; at the
+end it adds what the task's summary holds (per-class precision/recall curves, sample predictions
+as images, the architecture as text) and writes the summary as ``summary.json`` for the app's
+own Tracking views.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TENSORBOARD_DIR = "tensorboard"
+SUMMARY_FILE = "summary.json"
+
+
+class ArtifactMissing(LookupError):
+    """The run exists but has not written this file (yet)."""
+
+    def __init__(self, run: Any, what: str) -> None:
+        why = (
+            f"it is still {run.status}"
+            if not run.is_final
+            else f"it ended {run.status} before writing one"
+        )
+        super().__init__(f"Run {run.id} has no {what}: {why}.")
+
+
+def open_writer(artifacts_dir: Path) -> Any:
+    """A SummaryWriter for the run (imported here: the tensorboard package is heavy)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(artifacts_dir / TENSORBOARD_DIR), flush_secs=5)
+
+
+def write_summary(
+    writer: Any, artifacts_dir: Path, summary: dict[str, Any] | None, step: int
+) -> None:
+    """Write the task's summary as ``summary.json`` and as TensorBoard's own panels."""
+    summary = summary or {}
+    (artifacts_dir / SUMMARY_FILE).write_text(json.dumps(summary))
+    rows = summary.get("architecture") or []
+    if rows:
+        table = "| layer | output shape | parameters |\n|---|---|---|\n" + "\n".join(
+            f"| {r['name']}: {r['layer']} | {tuple(r['output_shape'])} | {r['parameters']} |"
+            for r in rows
+        )
+        writer.add_text("architecture", table, step)
+    evaluation = summary.get("eval")
+    if evaluation:
+        labels = torch.tensor(evaluation["labels"])
+        probs = torch.tensor(evaluation["probabilities"])
+        for k, name in enumerate(summary.get("classes") or range(probs.shape[1])):
+            writer.add_pr_curve(f"pr/class_{name}", labels == k, probs[:, k], step)
+    samples = summary.get("samples") or []
+    if samples:
+        images = torch.tensor([s["image"] for s in samples]).unsqueeze(1).clamp(0, 1)
+        writer.add_images("samples", images, step, dataformats="NCHW")
+        writer.add_text(
+            "samples/predictions",
+            ", ".join(f"{s['predicted']} (true {s['label']})" for s in samples),
+            step,
+        )
+    writer.flush()
+
+
+def read_summary(artifacts_dir: Path) -> dict[str, Any] | None:
+    path = artifacts_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else None
+
+
+def tensorboard_zip(artifacts_dir: Path, run_id: str) -> bytes:
+    """The run's event files as a zip whose top folder is the run id, so several runs unzip
+    side by side into one ``--logdir`` and TensorBoard lists them as separate runs."""
+    root = artifacts_dir / TENSORBOARD_DIR
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*")) if root.is_dir() else []:
+            if path.is_file():
+                archive.write(path, f"{run_id}/{path.relative_to(root)}")
+    return buffer.getvalue()

@@ -1,0 +1,254 @@
+"""Tracking: what TensorBoard shows about a run, computed here from the run's own records.
+
+Scalars with TensorBoard's smoothing, precision/recall per class at every threshold, the sample
+predictions as pictures, and the architecture. The numbers come from the run store (metrics) and
+from the ``summary.json`` the run's worker wrote beside its TensorBoard event files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from app.lessons.errors import LessonInputError
+from app.lessons.images import png_data_url
+
+SAMPLE_SCALE = 8  # an 8x8 digit is drawn 64x64, each pixel a block
+
+
+def smooth(values: Sequence[float], weight: float) -> list[float]:
+    """TensorBoard's scalar smoothing: an exponential moving average, debiased at the start.
+
+    ``weight`` 0 leaves the curve as it is; 0.99 makes it nearly flat. Non-finite values are
+    passed through and do not poison the average (as TensorBoard does).
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), not {weight}")
+    out: list[float] = []
+    last = 0.0
+    kept = 0
+    for value in values:
+        if not math.isfinite(value):
+            out.append(value)
+            continue
+        last = last * weight + (1 - weight) * value
+        kept += 1
+        debias = 1.0 - weight**kept if weight > 0 else 1.0
+        out.append(last / debias)
+    return out
+
+
+@dataclass(frozen=True)
+class PRCurve:
+    """Precision and recall of "is class k" at each threshold on p(k), highest threshold first."""
+
+    thresholds: list[float]
+    precision: list[float]
+    recall: list[float]
+    positives: int
+
+
+def pr_curve(labels: Sequence[int], probabilities: Sequence[Sequence[float]], k: int) -> PRCurve:
+    """One-vs-rest precision/recall for class ``k``: a sample counts as predicted k when
+    p(k) >= threshold, for every distinct p(k) as the threshold."""
+    y = np.asarray(labels) == k
+    scores = np.asarray(probabilities, dtype=np.float64)[:, k]
+    order = np.argsort(-scores, kind="stable")
+    scores, y = scores[order], y[order]
+    # The last index of each distinct score: predicting k for every sample up to it.
+    cut = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]
+    true_pos = np.cumsum(y)[cut]
+    predicted = cut + 1
+    positives = int(y.sum())
+    precision = true_pos / predicted
+    recall = true_pos / positives if positives else np.zeros_like(true_pos, dtype=np.float64)
+    return PRCurve(
+        thresholds=scores[cut].tolist(),
+        precision=precision.tolist(),
+        recall=recall.tolist(),
+        positives=positives,
+    )
+
+
+def sample_pictures(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each sample prediction with its picture as a PNG data URL (the 0..1 pixels, scaled up)."""
+    out = []
+    for sample in samples:
+        pixels = np.clip(np.asarray(sample["image"], dtype=np.float64), 0.0, 1.0)
+        grey = Image.fromarray((255 - pixels * 255).round().astype(np.uint8), "L")  # ink is dark
+        side = grey.width * SAMPLE_SCALE
+        picture = grey.resize((side, grey.height * SAMPLE_SCALE), Image.Resampling.NEAREST)
+        out.append(
+            {
+                "src": png_data_url(picture),
+                "label": int(sample["label"]),
+                "predicted": int(sample["predicted"]),
+                "confidence": float(sample["confidence"]),
+                "correct": int(sample["label"]) == int(sample["predicted"]),
+            }
+        )
+    return out
+
+
+def parameter_total(architecture: Sequence[dict[str, Any]]) -> int:
+    return sum(int(row["parameters"]) for row in architecture)
+
+
+# -- the lesson ---------------------------------------------------------------------------------
+
+EXAMPLE_RATES = (0.01, 0.05, 0.2)  # too slow, about right, fast: three curves worth comparing
+EXAMPLE_EPOCHS = 4  # enough to see the curves part; each example trains in a fraction of a second
+SCALAR_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    """What the Tracking page shows; every field is in its URL."""
+
+    runs: str = ""  # run ids, comma separated; empty: the page's own example runs
+    metric: str = "loss"  # the scalar chart
+    smoothing: float = 0.6  # TensorBoard's default smoothing
+    focus: int = 0  # which of the runs the architecture, images and PR panels describe
+    cls: int = 3  # the class whose precision/recall curve is drawn
+    threshold: float = 0.5  # the operating point marked on it
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """One run as the page shows it: metrics by name and the summary its worker wrote."""
+
+    id: str
+    label: str
+    task: str
+    status: str
+    config: dict[str, Any]
+    metrics: dict[str, list[list[float]]]
+    summary: dict[str, Any] | None
+
+
+def example_runs() -> list[TrackedRun]:
+    """The digits CNN trained at three learning rates, by the same code a run uses."""
+    return [_example_run(rate) for rate in EXAMPLE_RATES]
+
+
+@lru_cache(maxsize=len(EXAMPLE_RATES))
+def _example_run(rate: float) -> TrackedRun:
+    from app.jobs.classifier import DigitsConfig, train_digits
+
+    config = DigitsConfig(epochs=EXAMPLE_EPOCHS, learning_rate=rate)
+    metrics: dict[str, list[list[float]]] = {}
+
+    def log(step: int, name: str, value: float) -> None:  # as SummaryWriter.add_scalar would
+        metrics.setdefault(name, []).append([step, value])
+
+    with torch.random.fork_rng(devices=[]):  # the run seeds torch; the web process keeps its RNG
+        result = train_digits(config, log, lambda: False)
+    return TrackedRun(
+        id=f"example-lr{rate:g}",
+        label=f"lr={rate:g}",
+        task="digits-cnn",
+        status="completed",
+        config=config.model_dump(),
+        metrics=metrics,
+        summary=result.summary,
+    )
+
+
+def run_label(task: str, run_id: str, config: dict[str, Any]) -> str:
+    """Short enough for a legend: the id and what sets the run apart."""
+    parts = [run_id]
+    if "stage" in config:
+        parts.append(str(config["stage"]))
+    if "learning_rate" in config:
+        parts.append(f"lr={config['learning_rate']:g}")
+    return " ".join(parts)
+
+
+def check_params(params: TrackingParams, run_count: int) -> None:
+    if not 0.0 <= params.smoothing < 1.0:
+        raise LessonInputError(f"smoothing must be from 0 to 0.99, not {params.smoothing:g}")
+    if not 0.0 <= params.threshold <= 1.0:
+        raise LessonInputError(f"threshold must be from 0 to 1, not {params.threshold:g}")
+    if not 0 <= params.focus < max(run_count, 1):
+        raise LessonInputError(
+            f"focus must name one of the {run_count} runs shown (0 to {run_count - 1})"
+        )
+
+
+def explore(params: TrackingParams, runs: Sequence[TrackedRun]) -> dict[str, Any]:
+    """Everything the page shows about ``runs``: scalars, architecture, images, PR curves."""
+    check_params(params, len(runs))
+    names = sorted({n for run in runs for n in run.metrics if n != "epoch"}, key=_metric_order)
+    live = [run.id for run in runs if run.status in ("queued", "running")]
+    if params.metric not in names and (names or not live):
+        raise LessonInputError(
+            f"metric {params.metric!r} is not logged by these runs (they log: {', '.join(names)})"
+        )
+    focus = runs[params.focus] if runs else None
+    summary = (focus.summary if focus else None) or {}
+    architecture = summary.get("architecture") or []
+    classes = summary.get("classes") or []
+    evaluation = summary.get("eval")
+    if classes and not 0 <= params.cls < len(classes):
+        raise LessonInputError(
+            f"cls must be a class from 0 to {len(classes) - 1}, not {params.cls}"
+        )
+    curves = []
+    for run in runs:
+        ev = (run.summary or {}).get("eval")
+        if ev and classes:
+            curve = pr_curve(ev["labels"], ev["probabilities"], params.cls)
+            at = operating_point(curve, params.threshold)
+            curves.append({"run": run.label, "curve": curve, "at": at})
+    return {
+        "runs": [
+            {
+                "id": run.id,
+                "label": run.label,
+                "task": run.task,
+                "status": run.status,
+                "config": run.config,
+                "final": {n: pts[-1][1] for n, pts in run.metrics.items() if pts},
+                "points": sum(len(p) for p in run.metrics.values()),
+            }
+            for run in runs
+        ],
+        # Runs that have logged nothing yet still get their (empty) lines, to grow live.
+        "series": {
+            name: [(run.label, run.metrics.get(name, [])) for run in runs]
+            for name in {*names, params.metric}
+        },
+        "metrics": names,
+        "metric": params.metric,
+        "smoothing": params.smoothing,
+        "focus": focus.label if focus else None,
+        "architecture": architecture,
+        "parameters": parameter_total(architecture),
+        "input_shape": summary.get("input_shape"),
+        "samples": sample_pictures(summary.get("samples") or []),
+        "classes": classes,
+        "cls": params.cls,
+        "threshold": params.threshold,
+        "curves": curves,
+        "live": live,
+        "accuracy": evaluation.get("accuracy") if evaluation else None,
+    }
+
+
+def operating_point(curve: PRCurve, threshold: float) -> dict[str, float]:
+    """Precision and recall when class k is predicted for p(k) >= threshold."""
+    at = max((j for j, t in enumerate(curve.thresholds) if t >= threshold), default=None)
+    if at is None:  # nothing reaches the threshold: nothing is predicted as k
+        return {"threshold": threshold, "precision": 1.0, "recall": 0.0}
+    return {"threshold": threshold, "precision": curve.precision[at], "recall": curve.recall[at]}
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    return (SCALAR_METRICS.index(name) if name in SCALAR_METRICS else len(SCALAR_METRICS), name)

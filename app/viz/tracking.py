@@ -1,0 +1,129 @@
+"""Figures for runs: scalar charts (one run or several overlaid, raw and smoothed) and
+precision/recall curves with the threshold under the cursor.
+
+Scalar figures keep a fixed trace order so a live page can grow them with
+``Plotly.extendTraces``: for the i-th series, trace ``2 i`` is the raw curve (faint) and trace
+``2 i + 1`` the smoothed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app.lessons.tracking import PRCurve, operating_point, smooth
+from app.viz.common import PALETTE, Figure, axis, figure, layout, line
+
+Points = Sequence[Sequence[float]]  # [[step, value], ...]
+
+METRIC_TITLES = {
+    "loss": "Training loss (per step)",
+    "accuracy": "Training accuracy (per epoch)",
+    "val_loss": "Held-out loss (per epoch)",
+    "val_accuracy": "Held-out accuracy (per epoch)",
+    "w": "Weight w",
+    "b": "Bias b",
+    "grad_w": "Gradient dL/dw",
+    "grad_b": "Gradient dL/db",
+    "epoch": "Epoch",
+}
+
+
+def metric_title(name: str) -> str:
+    return METRIC_TITLES.get(name, name)
+
+
+def scalar_figure(
+    metric: str, series: Sequence[tuple[str, Points]], smoothing: float, height: int = 300
+) -> Figure:
+    """``metric`` for each (label, points) series: raw (faint) and smoothed lines."""
+    data: list[dict[str, Any]] = []
+    for i, (label, points) in enumerate(series):
+        colour = PALETTE[i % len(PALETTE)]
+        steps = [p[0] for p in points]
+        values = [float(p[1]) for p in points]
+        data.append(
+            line(
+                steps,
+                values,
+                name=f"{label} (raw)",
+                legendgroup=label,
+                showlegend=False,
+                opacity=0.3 if smoothing > 0 else 1.0,
+                line={"color": colour, "width": 1},
+                hovertemplate="step %{x}<br>raw %{y:.4g}<extra>" + label + "</extra>",
+            )
+        )
+        data.append(
+            line(
+                steps,
+                smooth(values, smoothing),
+                name=label,
+                legendgroup=label,
+                visible=True if smoothing > 0 else "legendonly",
+                line={"color": colour, "width": 2},
+                hovertemplate="step %{x}<br>smoothed %{y:.4g}<extra>" + label + "</extra>",
+                meta={"smoothing": smoothing},
+            )
+        )
+    return figure(
+        data,
+        layout(
+            metric_title(metric),
+            "step",
+            metric,
+            height=height,
+            showlegend=len(series) > 1,
+            uirevision=metric,
+        ),
+    )
+
+
+def pr_figure(curves: Sequence[tuple[str, PRCurve]], threshold: float | None = None) -> Figure:
+    """Precision against recall; hovering a point shows the threshold that gives it."""
+    data: list[dict[str, Any]] = []
+    for i, (label, curve) in enumerate(curves):
+        colour = PALETTE[i % len(PALETTE)]
+        data.append(
+            line(
+                curve.recall,
+                curve.precision,
+                name=label,
+                mode="lines+markers",
+                marker={"size": 4, "color": colour},
+                line={"color": colour, "shape": "hv", "width": 2},
+                customdata=curve.thresholds,
+                hovertemplate=(
+                    "threshold p ≥ %{customdata:.3f}<br>recall %{x:.3f}<br>"
+                    "precision %{y:.3f}<extra>" + label + "</extra>"
+                ),
+            )
+        )
+        if threshold is not None:
+            at = operating_point(curve, threshold)
+            data.append(
+                line(
+                    [at["recall"]],
+                    [at["precision"]],
+                    mode="markers",
+                    name=f"{label} at p ≥ {threshold:g}",
+                    marker={
+                        "size": 12,
+                        "color": colour,
+                        "symbol": "circle-open",
+                        "line": {"width": 3},
+                    },
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+    return figure(
+        data,
+        layout(
+            "Precision / recall (hover: the threshold)",
+            axis("recall", range=[0, 1.02]),
+            axis("precision", range=[0, 1.05]),
+            height=320,
+            showlegend=len(curves) > 1,
+        ),
+    )

@@ -1,0 +1,88 @@
+"""The digits CNN task: real data, the architecture it reports, training that learns, and the
+TensorBoard panels its run writes (read back with TensorBoard's own reader)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+
+from app.jobs import LocalRunner, RunStore
+from app.jobs.classifier import DigitsCNN, architecture, digits_split, train_digits
+
+
+def test_the_split_holds_every_real_digit_once() -> None:
+    train, test = digits_split(5)
+    assert (len(train), len(test)) == (1438, 359)
+    digits = load_digits()
+    images = torch.cat([train.tensors[0], test.tensors[0]]).reshape(-1, 64).numpy() * 16
+    order = np.lexsort(images.T)
+    assert np.allclose(images[order], digits.data[np.lexsort(digits.data.T)])
+    assert digits_split(5)[1].tensors[1].tolist() == test.tensors[1].tolist()  # seeded
+
+
+def test_architecture_reports_shapes_and_parameters_of_a_real_forward_pass() -> None:
+    rows = architecture(DigitsCNN(8), (1, 1, 8, 8))
+    assert [(r["name"], r["output_shape"], r["parameters"]) for r in rows] == [
+        ("conv", [1, 8, 8, 8], 1 * 8 * 3 * 3 + 8),
+        ("relu", [1, 8, 8, 8], 0),
+        ("pool", [1, 8, 4, 4], 0),
+        ("flatten", [1, 128], 0),
+        ("fc", [1, 10], 128 * 10 + 10),
+    ]
+
+
+def test_training_learns_and_the_summary_is_consistent() -> None:
+    logged: list[tuple[int, str, float]] = []
+    result = train_digits({"epochs": 3, "seed": 1}, lambda *m: logged.append(m), lambda: False)
+    accuracy = [v for _, name, v in logged if name == "val_accuracy"]
+    assert len(accuracy) == 3 and accuracy[-1] > 0.85
+    probs = np.asarray(result.summary["eval"]["probabilities"])
+    labels = np.asarray(result.summary["eval"]["labels"])
+    assert probs.shape == (359, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-3)
+    expected = np.mean(probs.argmax(axis=1) == labels)
+    assert abs(result.summary["eval"]["accuracy"] - expected) < 1e-6
+    assert result.epoch == 3 and set(result.model_state) == {
+        "conv.weight",
+        "conv.bias",
+        "fc.weight",
+        "fc.bias",
+    }
+
+
+def test_a_digits_run_writes_pr_curves_images_and_scalars_tensorboard_reads(
+    tmp_path: Path,
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import (
+        DEFAULT_SIZE_GUIDANCE,
+        EventAccumulator,
+    )
+
+    store = RunStore(data_dir=tmp_path)
+    runner = LocalRunner(store, tmp_path, max_concurrent=1)
+    try:
+        run_id = runner.submit("digits-cnn", {"epochs": 2})
+        deadline = time.monotonic() + 120
+        while not store.get(run_id).is_final:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert store.get(run_id).status == "completed", store.get(run_id).error
+        logdir = runner.artifacts_dir(run_id) / "tensorboard"
+        every_scalar = {**DEFAULT_SIZE_GUIDANCE, "scalars": 0}
+        events = EventAccumulator(str(logdir), size_guidance=every_scalar)
+        events.Reload()
+        tags = events.Tags()
+        assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(tags["scalars"])
+        assert [e.value for e in events.Scalars("loss")] == [
+            np.float32(v) for _, v in store.metrics(run_id)["loss"]
+        ]
+        assert {f"pr/class_{k}" for k in range(10)} <= set(tags["tensors"])
+        assert "samples" in tags["images"]
+        image = events.Images("samples")[0]  # 16 digits of 8x8, tiled by TensorBoard
+        assert image.width * image.height == 16 * 8 * 8
+    finally:
+        runner.shutdown()
+        store.close()
