@@ -46,12 +46,16 @@ LESSONS: tuple[Lesson, ...] = (
         "Training pipeline",
         "Training Pipeline",
         "Linear regression three ways: manual gradients, autograd with optim.SGD, and nn.Linear.",
+        live=True,
+        apis=("GET /api/lessons/{slug}/view", "POST /api/runs"),
     ),
     Lesson(
         "datasets",
         "Datasets and DataLoaders",
         "Datasets and Dataloaders",
         "A Dataset with __getitem__ and __len__, and the batches a DataLoader draws each epoch.",
+        live=True,
+        apis=("POST /api/data/batches", "GET /api/lessons/{slug}/view"),
     ),
     Lesson(
         "transforms",
@@ -103,6 +107,13 @@ LESSONS: tuple[Lesson, ...] = (
         "Tensorboard",
         "Loss and accuracy curves, model architecture, images and precision/recall, as "
         "TensorBoard shows them.",
+        live=True,
+        apis=(
+            "GET /api/lessons/{slug}/view",
+            "GET /api/runs/{run_id}",
+            "GET /api/runs/{run_id}/events",
+            "GET /api/runs/{run_id}/tensorboard",
+        ),
     ),
     Lesson(
         "saving-loading",

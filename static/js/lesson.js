@@ -55,9 +55,9 @@ let pending = null;
 let latest = 0;
 let sent = null; // the query of the newest request: a second event with nothing changed sends none
 
-async function refresh() {
+async function refresh(force = false) {
   const query = queryString();
-  if (query === sent) return;
+  if (query === sent && !force) return; // nothing changed (an input and a change event, say)
   sent = query;
   history.replaceState(null, "", `${location.pathname}?${query}`);
   const twin = document.getElementById("json-twin");
@@ -88,9 +88,9 @@ async function refresh() {
   }
 }
 
-function update(delay = 60) {
+function update(delay = 60, force = false) {
   clearTimeout(pending);
-  pending = setTimeout(refresh, delay);
+  pending = setTimeout(() => refresh(force), delay);
 }
 
 // Changes that alter the page's structure (the number of classes) reload the whole page.
@@ -114,7 +114,8 @@ form.addEventListener("change", (event) => {
   if (event.target.hasAttribute("data-structural")) update(0);
 });
 // Lesson-specific scripts ask for an update or a reload through events on the form.
-form.addEventListener("lesson:update", () => update());
+// detail.force: ask again even if the controls did not change (the data behind them did).
+form.addEventListener("lesson:update", (event) => update(60, Boolean(event.detail?.force)));
 form.addEventListener("lesson:navigate", () => navigate());
 form.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -154,6 +155,12 @@ const keyHandlers = {
     ArrowRight: ({ form, update }) => (stepRadio(form, "target", 1) ? (update(0), true) : false),
     ArrowUp: ({ form }) => softmaxLogit(form, 1),
     ArrowDown: ({ form }) => softmaxLogit(form, -1),
+  },
+  tracking: {
+    ArrowLeft: ({ form }) => stepRange(form.querySelector("#smoothing"), -5),
+    ArrowRight: ({ form }) => stepRange(form.querySelector("#smoothing"), 5),
+    ArrowUp: ({ form }) => stepRange(form.querySelector("#threshold"), 5),
+    ArrowDown: ({ form }) => stepRange(form.querySelector("#threshold"), -5),
   },
   activations: {
     ArrowLeft: ({ form, update }) => (stepRadio(form, "name", -1) ? (update(0), true) : false),

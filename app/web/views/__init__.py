@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from app.web.views import activations, autograd, cnn, softmax, tensors, transforms
+from app.web.views import (
+    activations,
+    autograd,
+    cnn,
+    datasets,
+    softmax,
+    tensors,
+    tracking,
+    training_pipeline,
+    transforms,
+)
 from app.web.views.base import LessonView
 
 VIEWS: dict[str, LessonView] = {
@@ -13,7 +23,10 @@ VIEWS: dict[str, LessonView] = {
         tensors.VIEW,
         autograd.VIEW,
         cnn.VIEW,
+        datasets.VIEW,
         transforms.VIEW,
+        tracking.VIEW,
+        training_pipeline.VIEW,
     )
 }
 
