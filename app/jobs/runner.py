@@ -1,9 +1,10 @@
 """Runners: where runs execute. ``Runner`` is the interface routes use; ``LocalRunner`` runs each
 training run in its own worker process on this machine.
 
-Metrics path (design choice): the worker sends ``("metric", step, name, value)`` messages over a
-one-way pipe, and one supervisor thread in the parent writes them to the store (a commit per
-batch that arrived together). Why the parent and not the worker:
+Metrics path (design choice): the worker sends ``("metrics", [(step, name, value), ...])``
+batches over a one-way pipe (at most every 20 ms, see ``_Outbox``), and one supervisor thread in
+the parent writes them to the store (a commit per batch that arrived together). Why the parent
+and not the worker:
 
 * one writer: N workers never contend for SQLite's write lock with each other or the web process;
 * workers need no database URL, engine or credentials, and a worker killed mid-write (time limit,
@@ -76,6 +77,34 @@ def _mp_context() -> Any:
     return mp.get_context("spawn")
 
 
+class _Outbox:
+    """Metrics on their way to the parent, sent in small batches.
+
+    The first metric after a quiet spell goes at once; a burst (a step logs several, a fast
+    loop logs hundreds a second) is sent at most every ``FLUSH_S``, so the parent commits and the
+    live streams wake a few dozen times a second instead of once per number. A worker that dies
+    outright loses at most the last ``FLUSH_S`` of metrics.
+    """
+
+    FLUSH_S = 0.02
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.items: list[tuple[int, str, float]] = []
+        self.sent_at = 0.0
+
+    def add(self, step: int, name: str, value: float) -> None:
+        self.items.append((step, name, value))
+        if time.monotonic() - self.sent_at >= self.FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            self.conn.send(("metrics", self.items))
+            self.items = []
+        self.sent_at = time.monotonic()
+
+
 def _worker_main(
     task: Task,
     config: dict[str, Any],
@@ -90,22 +119,28 @@ def _worker_main(
 
     torch.set_num_threads(threads)
     writer: Any = None
+    outbox = _Outbox(conn)
     try:
         cfg = task.validate(config)
         resume = load_checkpoint(Path(resume_path)) if resume_path else None
         last_progress = [-1.0]
         writer = tracking.open_writer(Path(artifacts_dir))
+        scalars = tracking.ScalarLog(writer)
 
         def emit(step: int, name: str, value: float) -> None:
-            conn.send(("metric", int(step), str(name), float(value)))
-            writer.add_scalar(name, value, step)
+            outbox.add(int(step), str(name), float(value))
+            scalars.add(name, value, step)
 
         def progress(fraction: float) -> None:
             if fraction - last_progress[0] >= 0.01 or fraction >= 1.0:
                 last_progress[0] = fraction
+                outbox.flush()
                 conn.send(("progress", float(fraction)))
+                scalars.flush()
 
         result = task.train(cfg, emit, stop_event.is_set, progress=progress, resume=resume)
+        outbox.flush()
+        scalars.flush()
         save_checkpoint(Path(artifacts_dir), task.name, cfg.model_dump(), result)
         tracking.write_summary(writer, Path(artifacts_dir), result.summary, result.epoch)
         writer.close()
@@ -113,9 +148,11 @@ def _worker_main(
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
         text = f"{type(exc).__name__}: {exc}"
         try:
+            outbox.flush()  # every metric logged before the error is kept
             if writer is not None:
                 with contextlib.suppress(Exception):
-                    writer.close()  # keep the scalars logged before the error
+                    scalars.flush()  # and written to the event files
+                    writer.close()
             conn.send(("error", text, traceback.format_exc()))
         finally:
             conn.close()
@@ -178,6 +215,7 @@ class LocalRunner(Runner):
         self._lock = threading.Lock()
         self._queue: deque[_Pending] = deque()
         self._active: dict[str, _Active] = {}
+        self._starting: set[str] = set()  # taken off the queue, process not started yet
         self._closed = False
         self._wake = threading.Event()  # set by submit/cancel/shutdown: the supervisor acts now
         if recover:
@@ -210,7 +248,7 @@ class LocalRunner(Runner):
         with self._lock:
             if self._closed:
                 raise RuntimeError("runner is shut down")
-            free = self.max_concurrent - len(self._active)
+            free = self.max_concurrent - len(self._active) - len(self._starting)
             waiting = max(0, len(self._queue) - free)
             if waiting >= self.max_queue and len(self._queue) >= free:
                 raise QueueFull(self.max_queue)
@@ -236,7 +274,7 @@ class LocalRunner(Runner):
 
     def position(self, run_id: str) -> int | None:
         with self._lock:
-            if run_id in self._active:
+            if run_id in self._active or run_id in self._starting:
                 return 0
             for index, item in enumerate(self._queue):
                 if item.run_id == run_id:
@@ -282,41 +320,63 @@ class LocalRunner(Runner):
             active.stop_requested_at = time.monotonic()
 
     def _start_queued(self) -> None:
-        with self._lock:
-            while self._queue and len(self._active) < self.max_concurrent and not self._closed:
+        """Start waiting runs while there is room. The lock is held only to take a run off the
+        queue: starting a process can wait on the fork server, and submit(), cancel() and
+        position() must answer meanwhile."""
+        while True:
+            with self._lock:
+                room = len(self._active) + len(self._starting) < self.max_concurrent
+                if not self._queue or not room or self._closed:
+                    return
                 item = self._queue.popleft()
-                if not self.store.mark_running(item.run_id):
-                    continue
-                self._changed(item.run_id)
-                artifacts = self.artifacts_dir(item.run_id)
-                artifacts.mkdir(parents=True, exist_ok=True)
-                recv, send = self._ctx.Pipe(duplex=False)
-                stop_event = self._ctx.Event()
-                process = self._ctx.Process(
-                    target=_worker_main,
-                    args=(
-                        item.task,
-                        item.config,
-                        str(artifacts),
-                        item.resume_path,
-                        send,
-                        stop_event,
-                        self.threads_per_run,
-                    ),
-                    name=f"run-{item.run_id}",
-                    daemon=True,
-                )
-                try:
-                    process.start()
-                except Exception as exc:  # noqa: BLE001
-                    self._finish(item.run_id, st.FAILED, f"worker did not start: {exc}")
-                    recv.close()
-                    send.close()
-                    continue
-                send.close()
-                self._active[item.run_id] = _Active(
-                    item.run_id, process, recv, stop_event, time.monotonic() + self.time_limit_s
-                )
+                self._starting.add(item.run_id)
+            active: _Active | None = None
+            try:
+                active = self._start(item)
+            finally:
+                with self._lock:
+                    self._starting.discard(item.run_id)
+                    if active is not None:
+                        self._active[item.run_id] = active
+            if active is None:
+                continue
+            with self._lock:
+                if self._closed:  # the server began to stop while this process started
+                    self._request_stop(active, st.INTERRUPTED, "the server stopped while it ran")
+                elif self.store.get(item.run_id).is_final:  # cancelled while it started
+                    self._request_stop(active, st.CANCELLED, None)
+
+    def _start(self, item: _Pending) -> _Active | None:
+        if not self.store.mark_running(item.run_id):
+            return None  # cancelled while queued
+        self._changed(item.run_id)
+        artifacts = self.artifacts_dir(item.run_id)
+        artifacts.mkdir(parents=True, exist_ok=True)
+        recv, send = self._ctx.Pipe(duplex=False)
+        stop_event = self._ctx.Event()
+        process = self._ctx.Process(
+            target=_worker_main,
+            args=(
+                item.task,
+                item.config,
+                str(artifacts),
+                item.resume_path,
+                send,
+                stop_event,
+                self.threads_per_run,
+            ),
+            name=f"run-{item.run_id}",
+            daemon=True,
+        )
+        try:
+            process.start()
+        except Exception as exc:  # noqa: BLE001
+            self._finish(item.run_id, st.FAILED, f"worker did not start: {exc}")
+            recv.close()
+            send.close()
+            return None
+        send.close()
+        return _Active(item.run_id, process, recv, stop_event, time.monotonic() + self.time_limit_s)
 
     def _drain(self, active: _Active) -> None:
         progress: float | None = None
@@ -324,8 +384,8 @@ class LocalRunner(Runner):
             while not active.eof and active.conn.poll():
                 msg = active.conn.recv()
                 kind = msg[0]
-                if kind == "metric":
-                    active.buffered.append((msg[1], msg[2], msg[3]))
+                if kind == "metrics":
+                    active.buffered.extend(msg[1])
                 elif kind == "progress":
                     progress = msg[1]
                 elif kind == "done":

@@ -25,6 +25,8 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
+    insert,
     select,
     update,
 )
@@ -298,13 +300,15 @@ class RunStore:
     # -- metrics ------------------------------------------------------------------------------
 
     def add_metrics(self, run_id: str, metrics: Iterable[tuple[int, str, float]]) -> int:
+        """Store a batch in one transaction: one executemany INSERT, not an ORM object per row
+        (ten times cheaper, and the supervisor thread shares the web process's GIL)."""
         rows = [
-            MetricRow(run_id=run_id, step=int(step), name=str(name), value=float(value))
+            {"run_id": run_id, "step": int(step), "name": str(name), "value": float(value)}
             for step, name, value in metrics
         ]
         if rows:
             with self._session() as session, session.begin():
-                session.add_all(rows)
+                session.execute(insert(MetricRow), rows)
         return len(rows)
 
     def metrics(self, run_id: str) -> dict[str, builtins.list[builtins.list[float]]]:
@@ -333,3 +337,23 @@ class RunStore:
                 MetricEvent(id=row.id, step=row.step, name=row.name, value=row.value)
                 for row in session.scalars(stmt)
             ]
+
+    def latest(self, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """``{run_id: {name: last value}}`` in one query, for tables of many runs."""
+        ids = builtins.list(run_ids)
+        if not ids:
+            return {}
+        last = (
+            select(func.max(MetricRow.id).label("id"))
+            .where(MetricRow.run_id.in_(ids))
+            .group_by(MetricRow.run_id, MetricRow.name)
+            .subquery()
+        )
+        stmt = select(MetricRow.run_id, MetricRow.name, MetricRow.value).join(
+            last, MetricRow.id == last.c.id
+        )
+        out: dict[str, dict[str, float]] = {run_id: {} for run_id in ids}
+        with self._session() as session:
+            for run_id, name, value in session.execute(stmt):
+                out[run_id][name] = value
+        return out

@@ -6,39 +6,14 @@
 // picture, which cannot: a reload shows the sample named there. Learner text never reaches
 // innerHTML; only the server's own rendered markup does.
 
+import { el, fmt, writeUrl as writeFormUrl } from "./dom.js";
+
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
 const $ = (id) => document.getElementById(id);
 const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
-// As app/web/templating.py fmt(v, 4): fixed digits, trailing zeros dropped, tiny or huge in e-notation.
-function fmt(value) {
-  const v = Number(value);
-  if (!Number.isFinite(v)) return String(v);
-  if (v !== 0 && (Math.abs(v) >= 1e6 || Math.abs(v) < 1e-4)) return v.toExponential(3);
-  const text = v.toFixed(4).replace(/0+$/, "").replace(/\.$/, "");
-  return text === "-0" ? "0" : text;
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function query() {
-  const params = new URLSearchParams();
-  for (const [key, value] of new FormData(form)) params.append(key, String(value).trim());
-  return params.toString();
-}
-
-function writeUrl() {
-  const q = query();
-  history.replaceState(null, "", `${location.pathname}?${q}`);
-  const twin = $("json-twin");
-  if (twin) twin.href = `${twin.pathname}?${q}`;
-}
+const writeUrl = () => writeFormUrl(form);
 
 // --- 1. the sliding window ------------------------------------------------------------------------
 

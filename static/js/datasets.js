@@ -5,34 +5,13 @@
 // and writes the step into the form and the URL. Only numbers from the server reach the page,
 // always through textContent.
 
+import { el, fmt, writeUrl as writeFormUrl } from "./dom.js";
+
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
 const $ = (id) => document.getElementById(id);
 
-// As app/web/templating.py fmt(v, 4): fixed digits, trailing zeros dropped, tiny or huge in e-notation.
-function fmt(value) {
-  const v = Number(value);
-  if (!Number.isFinite(v)) return String(v);
-  if (v !== 0 && (Math.abs(v) >= 1e6 || Math.abs(v) < 1e-4)) return v.toExponential(3);
-  const text = v.toFixed(4).replace(/0+$/, "").replace(/\.$/, "");
-  return text === "-0" ? "0" : text;
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function writeUrl() {
-  const params = new URLSearchParams();
-  for (const [key, value] of new FormData(form)) params.append(key, String(value).trim());
-  const query = params.toString();
-  history.replaceState(null, "", `${location.pathname}?${query}`);
-  const twin = $("json-twin");
-  if (twin) twin.href = `${twin.pathname}?${query}`;
-}
+const writeUrl = () => writeFormUrl(form);
 
 const wine = JSON.parse($("wine-data").textContent); // {table: (178, 13), targets: (178,), features}
 let steps = null; // {epochs: [[[row, ...], ...], ...], step, total, per_epoch}

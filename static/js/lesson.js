@@ -2,6 +2,8 @@
 // The controls form is the lesson's state: every change is written to the URL (so a shared link
 // opens the same view) and sent to the server, which answers with the changed part of the page.
 
+import { formQuery, writeUrl } from "./dom.js";
+
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
 const banner = document.getElementById("lesson-error");
@@ -17,11 +19,7 @@ function drawAll(root) {
   return Promise.all([...root.querySelectorAll(".plot-wrap")].map((wrap) => draw(wrap)));
 }
 
-function queryString() {
-  const params = new URLSearchParams();
-  for (const [key, value] of new FormData(form)) params.append(key, String(value).trim());
-  return params.toString();
-}
+const queryString = () => formQuery(form);
 
 function showError(message) {
   banner.textContent = message;
@@ -59,9 +57,7 @@ async function refresh(force = false) {
   const query = queryString();
   if (query === sent && !force) return; // nothing changed (an input and a change event, say)
   sent = query;
-  history.replaceState(null, "", `${location.pathname}?${query}`);
-  const twin = document.getElementById("json-twin");
-  if (twin) twin.href = `${twin.pathname}?${query}`;
+  writeUrl(form);
   const ticket = ++latest;
   output.classList.add("busy");
   try {

@@ -2,19 +2,14 @@
 // with their shape, dtype, stride and storage; everything else as text. Shared by the Tensors and
 // Autograd lessons. No innerHTML with learner data: every string goes in through textContent.
 
+import { el } from "./dom.js";
+
 const STORAGE_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"];
 
 /** A stable colour for a storage token such as "s3", so shared memory shows as one colour. */
 export function storageColour(token) {
   const n = Number(String(token).replace(/\D/g, "")) || 0;
   return STORAGE_COLOURS[(n - 1 + STORAGE_COLOURS.length) % STORAGE_COLOURS.length];
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /** A number for a cell: up to 4 significant decimals; "nan"/"inf" strings pass through. */

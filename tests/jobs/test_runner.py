@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,16 +10,7 @@ import tests.jobs.worker_tasks  # noqa: F401  (registers the test-only task)
 from app.jobs.runner import LocalRunner, QueueFull
 from app.jobs.store import Run, RunStore
 from app.jobs.tasks import ConfigError
-
-TIMEOUT_S = 60.0  # generous: a busy 2-core machine may take seconds to start the fork server
-
-
-def wait_for(check: Callable[[], bool], timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+from tests.support import wait_for
 
 
 def wait_final(store: RunStore, run_id: str) -> Run:

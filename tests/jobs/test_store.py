@@ -87,3 +87,18 @@ def test_recover_marks_interrupted_and_keeps_metrics(store: RunStore, tmp_path: 
     assert reopened.metrics(running.id) == {"loss": [[1, 1.5], [2, 1.2]]}
     assert not [r for r in reopened.list() if r.status in ("queued", "running")]
     reopened.close()
+
+
+def test_latest_gives_each_runs_last_value_of_each_metric(store: RunStore) -> None:
+    a = store.create("linear-regression", {}).id
+    b = store.create("linear-regression", {}).id
+    quiet = store.create("linear-regression", {}).id
+    store.add_metrics(a, [(1, "loss", 3.0), (1, "w", 0.5), (2, "loss", 2.0)])
+    store.add_metrics(b, [(1, "loss", 9.0)])
+    store.add_metrics(a, [(3, "loss", 1.5)])
+    assert store.latest([a, b, quiet]) == {
+        a: {"loss": 1.5, "w": 0.5},
+        b: {"loss": 9.0},
+        quiet: {},
+    }
+    assert store.latest([]) == {}

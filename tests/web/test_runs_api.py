@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,25 +19,7 @@ from app.config import Settings
 from app.jobs.store import RunStore
 from app.jobs.tasks import linear_data
 from app.main import create_app
-
-TIMEOUT_S = 60.0
-
-
-def wait_for(check: Callable[[], bool], timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-def final(client: TestClient, run_id: str) -> dict[str, Any]:
-    def done() -> bool:
-        status = client.get(f"/api/runs/{run_id}").json()["status"]
-        return status in ("completed", "failed", "cancelled", "interrupted")
-
-    wait_for(done)
-    return dict(client.get(f"/api/runs/{run_id}").json())
+from tests.support import finished, wait_for
 
 
 def sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[dict]:
@@ -94,7 +75,7 @@ def test_a_linear_regression_run_completes_and_fits_the_line(client: TestClient)
     )
     assert created.status_code == 202
     assert created.json()["status"] in ("queued", "running")
-    run = final(client, created.json()["id"])
+    run = finished(client, created.json()["id"])
     assert run["status"] == "completed", run["error"]
     assert run["progress"] == 1.0 and run["started_at"] and run["finished_at"]
     steps = [s for s, _ in run["metrics"]["loss"]]
@@ -116,7 +97,7 @@ def test_checkpoint_and_state_dict_open_with_plain_torch_load(
     run_id = client.post(
         "/api/runs", json={"task": "linear-regression", "config": {"stage": "nn", "epochs": 5}}
     ).json()["id"]
-    assert final(client, run_id)["status"] == "completed"
+    assert finished(client, run_id)["status"] == "completed"
 
     response = client.get(f"/api/runs/{run_id}/checkpoint")
     assert response.status_code == 200
@@ -257,7 +238,7 @@ def test_a_crashing_run_fails_with_its_error(make_client: Callable[..., TestClie
     run_id = client.post(
         "/api/runs", json={"task": "test-sleepy", "config": {"mode": "raise"}}
     ).json()["id"]
-    run = final(client, run_id)
+    run = finished(client, run_id)
     assert run["status"] == "failed" and "RuntimeError: boom" in run["error"]
     assert run["metrics"] == {"loss": [[1, 1.0]]}
 
@@ -270,7 +251,7 @@ def test_the_tensorboard_zip_holds_event_files_tensorboard_reads(
     run_id = client.post(
         "/api/runs", json={"task": "linear-regression", "config": {"epochs": 12}}
     ).json()["id"]
-    run = final(client, run_id)
+    run = finished(client, run_id)
     response = client.get(f"/api/runs/{run_id}/tensorboard")
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:

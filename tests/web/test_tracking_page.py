@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 
 from app.lessons import tracking
+from tests.support import finished, launch
 
 
 def test_the_page_shows_the_example_runs_with_every_panel(client: TestClient) -> None:
@@ -40,13 +39,8 @@ def test_smoothing_and_the_threshold_update_in_place(client: TestClient) -> None
 
 
 def test_a_stored_run_is_shown_with_its_own_metrics(client: TestClient) -> None:
-    run_id = client.post(
-        "/api/runs", json={"task": "linear-regression", "config": {"epochs": 20, "stage": "manual"}}
-    ).json()["id"]
-    deadline = time.monotonic() + 60
-    while client.get(f"/api/runs/{run_id}").json()["status"] != "completed":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    run_id = launch(client, "linear-regression", {"epochs": 20, "stage": "manual"})
+    assert finished(client, run_id)["status"] == "completed"
     view = client.get(f"/api/lessons/tracking/view?runs={run_id}&metric=w&smoothing=0").json()
     stored = client.get(f"/api/runs/{run_id}").json()["metrics"]["w"]
     assert view["figures"]["scalars"]["data"][0]["y"] == [v for _, v in stored]

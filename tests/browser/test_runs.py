@@ -1,0 +1,113 @@
+"""Training runs in the browser: launch from /runs, watch the charts grow live, cancel a run."""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from app.lessons.tracking import smooth
+
+RUN_URL = re.compile(r"/runs/[0-9a-f]+$")
+COUNT = "(document.getElementById('fig-loss')?.data?.[0]?.x?.length ?? 0)"
+RUN_TIMEOUT_MS = 30_000
+WARM_UP_S = 90.0  # the server's first run starts the fork server (torch imported once): slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_runner(base_url: str) -> None:
+    """One tiny run first, so the fork server is up before a test times a page."""
+    with httpx.Client(base_url=base_url, timeout=WARM_UP_S) as client:
+        body = {"task": "linear-regression", "config": {"epochs": 1}}
+        run_id = client.post("/api/runs", json=body).json()["id"]
+        deadline = time.monotonic() + WARM_UP_S
+        while client.get(f"/api/runs/{run_id}").json()["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, "the warm-up run did not finish"
+            time.sleep(0.1)
+
+
+def launch_from_form(page: Page, task: str, **config: int) -> str:
+    page.goto("/runs")
+    page.select_option("#task", task)
+    for name, value in config.items():
+        page.fill(f"#cfg-{task}-{name}", str(value))
+    page.click("#launch")
+    page.wait_for_url(RUN_URL)
+    return urlsplit(page.url).path.rsplit("/", 1)[1]
+
+
+def test_launched_run_grows_its_loss_chart_live_then_shows_what_it_learned(
+    page: Page, plots, base_url: str
+) -> None:
+    run_id = launch_from_form(page, "digits-cnn", epochs=6, batch_size=2)
+    # Sample the loss chart's length, the status and the progress bar while the run trains
+    # (into sessionStorage: the page reloads once the run is done, for its summary panels).
+    page.evaluate(
+        f"""() => {{
+            const samples = [];
+            setInterval(() => {{
+                samples.push([
+                    {COUNT},
+                    document.getElementById('run-status').textContent,
+                    document.getElementById('run-progress').value,
+                ]);
+                sessionStorage.setItem('samples', JSON.stringify(samples));
+            }}, 50);
+        }}"""
+    )
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator(".sample-grid .sample")).to_have_count(16)  # after the reload
+    samples = page.evaluate("() => JSON.parse(sessionStorage.getItem('samples'))")
+    live = [(count, progress) for count, status, progress in samples if status == "running"]
+    counts = sorted({count for count, _ in live})
+    assert len(counts) >= 3, f"the chart grew only through {counts} while running"
+    assert [c for c, _ in live] == sorted(c for c, _ in live)  # it only ever grows
+    assert len({progress for _, progress in live}) >= 2, "the progress bar never moved"
+
+    # Done: the summary panels, and the chart holds every logged step.
+    expect(page.locator("#parameter-total")).to_have_text("1,370")
+    plots.wait_drawn(page, "fig-loss", "fig-pr")
+    api = httpx.get(f"{base_url}/api/runs/{run_id}").json()
+    assert plots.values(page, "fig-loss", "x") == [p[0] for p in api["metrics"]["loss"]]
+    assert api["status"] == "completed" and api["metrics"]["epoch"][-1][1] == 6
+    expect(page.locator("#run-progress")).to_have_js_property("value", 1)
+
+    # The smoothing follows the arrow keys and the URL; the PR curve follows the class picked.
+    page.locator("h1").click()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('smoothing') === '0.65'")
+    raw = plots.values(page, "fig-loss", "y", 0)
+    plots.wait_for_values(page, "fig-loss", smooth(raw, 0.65), index=1, tol=1e-12)
+    page.select_option("#pr-class", "7")
+    assert parse_qs(urlsplit(page.url).query)["pr_class"] == ["7"]
+    expect(page.locator("#pr-readout")).to_contain_text("Class 7 at p ≥ 0.50")
+    assert plots.trace(page, "fig-pr")["name"] == "digit 7"
+
+
+def test_cancelling_a_long_run_from_its_page_on_a_phone(
+    phone_page: Page, plots, base_url: str
+) -> None:
+    page = phone_page
+    run_id = launch_from_form(page, "digits-cnn", epochs=50, batch_size=8)
+    expect(page.locator("#run-status")).to_have_text(re.compile("queued|running"))
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.wait_for_function(f"() => {COUNT} > 0", timeout=RUN_TIMEOUT_MS)
+    page.click("#cancel-run")
+    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#cancel-run")).to_be_hidden()
+    # A cancelled run is not reloaded: its charts are the ones the stream grew, smoothed in the
+    # browser exactly as app.lessons.tracking.smooth does on the server.
+    raw = plots.values(page, "fig-loss", "y", 0)
+    api = httpx.get(f"{base_url}/api/runs/{run_id}").json()
+    assert raw == [p[1] for p in api["metrics"]["loss"]]
+    plots.wait_for_values(page, "fig-loss", smooth(raw, 0.6), index=1, tol=1e-12)
+
+    page.goto("/runs")
+    expect(page.locator("#runs-table tbody tr").first.locator(".status-badge")).to_have_text(
+        "cancelled"
+    )
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
