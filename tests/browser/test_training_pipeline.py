@@ -106,3 +106,19 @@ def test_phone_layout_stacks_the_stages_without_overflow(phone_page: Page, plots
     assert all(box is not None for box in boxes)
     assert boxes[0]["y"] < boxes[1]["y"] < boxes[2]["y"]  # type: ignore[index]
     assert abs(boxes[0]["x"] - boxes[1]["x"]) < 1  # type: ignore[index]
+
+
+def test_train_as_a_run_launches_the_chosen_stage_and_opens_its_page(
+    page: Page, plots, base_url: str
+) -> None:
+    open_lesson(page, plots, "stage=manual&epochs=30&learning_rate=0.2&seed=4")
+    page.locator("#train-run").click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f]+"))
+    run_id = urlsplit(page.url).path.rsplit("/", 1)[1]
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=60_000)
+    run = httpx.get(f"{base_url}/api/runs/{run_id}").json()
+    assert run["task"] == "linear-regression"
+    assert run["config"] == {"stage": "manual", "epochs": 30, "learning_rate": 0.2, "seed": 4}
+    # The run retraces the lesson's own path: the same last weight as the page's twin.
+    lesson = twin(base_url, "stage=manual&epochs=30&learning_rate=0.2&seed=4")
+    assert run["metrics"]["w"][-1][1] == pytest.approx(lesson["stages"]["manual"]["w"][-1])
