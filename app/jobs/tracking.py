@@ -1,17 +1,17 @@
 """What a run leaves on disk besides its checkpoint: TensorBoard event files and a summary.
 
-The worker writes every metric through ``torch.utils.tensorboard.SummaryWriter`` as it logs it,
-so ``tensorboard --logdir <run dir>/tensorboard`` shows the same scalars the app streams; at the
-end it adds what the task's summary holds (per-class precision/recall curves, sample predictions
-as images, the architecture as text) and writes the summary as ``summary.json`` for the app's
-own Tracking views.
+Every metric is written through ``torch.utils.tensorboard.SummaryWriter`` as it arrives (by the
+runner's supervisor, with the wall time the worker logged it at), so ``tensorboard --logdir <run
+dir>/tensorboard`` shows the same scalars the app streams. At the end the worker adds, in its
+own event file beside them, what the task's summary holds (per-class precision/recall curves,
+sample predictions as images, the architecture as text), and writes the summary as
+``summary.json`` for the app's own Tracking views.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -42,28 +42,6 @@ def open_writer(artifacts_dir: Path) -> Any:
     return SummaryWriter(
         log_dir=str(artifacts_dir / TENSORBOARD_DIR), max_queue=WRITER_QUEUE, flush_secs=5
     )
-
-
-class ScalarLog:
-    """Scalars for a SummaryWriter, handed over in batches (``flush``: once an epoch).
-
-    SummaryWriter writes on a background thread. Fed one scalar at a time, that thread wakes for
-    each one and takes the GIL from the training loop every few milliseconds, which slowed a
-    small CNN's training by a fifth (``make bench`` measured it); fed once an epoch, it does the
-    same work in one short burst. Each scalar keeps the wall time it was logged at.
-    """
-
-    def __init__(self, writer: Any) -> None:
-        self.writer = writer
-        self.pending: list[tuple[str, float, int, float]] = []
-
-    def add(self, name: str, value: float, step: int) -> None:
-        self.pending.append((name, value, step, time.time()))
-
-    def flush(self) -> None:
-        for name, value, step, wall_time in self.pending:
-            self.writer.add_scalar(name, value, step, walltime=wall_time)
-        self.pending = []
 
 
 def write_summary(
