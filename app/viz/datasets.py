@@ -14,6 +14,20 @@ from app.viz.common import HIGHLIGHT, PALETTE, Figure, axis, bar, figure, heatma
 BATCH_COLOURS = "Viridis"  # batch 0 dark, the last batch of an epoch yellow
 
 
+def top_label(text: str, x: float) -> dict[str, Any]:
+    """A label above the plot area at data position ``x`` (a class's rows, an epoch's bars)."""
+    return {
+        "text": text,
+        "x": x,
+        "xref": "x",
+        "y": 1.0,
+        "yref": "paper",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 11, "color": "#5b6575"},
+    }
+
+
 def batch_of_row(epochs: list[list[list[int]]], size: int) -> list[list[float | None]]:
     """For each epoch and table row, the i of the batch that held it; None: dropped."""
     grid: list[list[float | None]] = []
@@ -82,16 +96,7 @@ def assignment_figure(result: dict[str, Any]) -> Figure:
     starts = [-0.5, *bounds]
     ends = [*bounds, size - 0.5]
     annotations = [
-        {
-            "text": name,
-            "x": (start + end) / 2,
-            "xref": "x",
-            "y": 1.0,
-            "yref": "paper",
-            "yanchor": "bottom",
-            "showarrow": False,
-            "font": {"size": 11, "color": "#5b6575"},
-        }
+        top_label(name, (start + end) / 2)
         for name, start, end in zip(result["class_names"], starts, ends, strict=True)
     ]
     base = layout(
@@ -145,17 +150,7 @@ def iterations_figure(result: dict[str, Any]) -> Figure:
     )
     batch_size = result["loader"]["batch_size"]
     annotations = [
-        {
-            "text": f"epoch = {e}",
-            "x": e * per_epoch + (per_epoch + 1) / 2,
-            "xref": "x",
-            "y": 1.0,
-            "yref": "paper",
-            "yanchor": "bottom",
-            "showarrow": False,
-            "font": {"size": 11, "color": "#5b6575"},
-        }
-        for e in range(epochs)
+        top_label(f"epoch = {e}", e * per_epoch + (per_epoch + 1) / 2) for e in range(epochs)
     ]
     base = layout(
         f"{total} iterations = {epochs} epochs × {per_epoch} iterations",
