@@ -16,6 +16,10 @@ from app.viz.common import PALETTE, Figure, axis, figure, layout, line
 
 Points = Sequence[Sequence[float]]  # [[step, value], ...]
 
+# Points drawn per line at most: beyond a few thousand a chart shows nothing more, only weighs
+# more (a 50-epoch digits run at batch size 1 logs 72,000 losses).
+MAX_POINTS_DRAWN = 4000
+
 METRIC_TITLES = {
     "loss": "Training loss (per step)",
     "accuracy": "Training accuracy (per epoch)",
@@ -33,15 +37,36 @@ def metric_title(name: str) -> str:
     return METRIC_TITLES.get(name, name)
 
 
+def thin(count: int, most: int) -> list[int]:
+    """Indices of at most about ``most`` of ``count`` points, evenly spread, the last included."""
+    if count <= most:
+        return list(range(count))
+    stride = -(-count // most)  # ceil
+    kept = list(range(0, count, stride))
+    return kept if kept[-1] == count - 1 else [*kept, count - 1]
+
+
 def scalar_figure(
-    metric: str, series: Sequence[tuple[str, Points]], smoothing: float, height: int = 300
+    metric: str,
+    series: Sequence[tuple[str, Points]],
+    smoothing: float,
+    height: int = 300,
+    most: int = MAX_POINTS_DRAWN,
 ) -> Figure:
-    """``metric`` for each (label, points) series: raw (faint) and smoothed lines."""
+    """``metric`` for each (label, points) series: raw (faint) and smoothed lines.
+
+    A long series is smoothed whole, then drawn thinned to about ``most`` points (as TensorBoard
+    samples its scalars): a run at batch size 1 logs tens of thousands of steps.
+    """
     data: list[dict[str, Any]] = []
     for i, (label, points) in enumerate(series):
         colour = PALETTE[i % len(PALETTE)]
-        steps = [p[0] for p in points]
-        values = [float(p[1]) for p in points]
+        kept = thin(len(points), most)
+        steps = [points[k][0] for k in kept]
+        every = [float(p[1]) for p in points]
+        smoothed_all = smooth(every, smoothing)
+        values = [every[k] for k in kept]
+        smoothed = [smoothed_all[k] for k in kept]
         data.append(
             line(
                 steps,
@@ -57,7 +82,7 @@ def scalar_figure(
         data.append(
             line(
                 steps,
-                smooth(values, smoothing),
+                smoothed,
                 name=label,
                 legendgroup=label,
                 visible=True if smoothing > 0 else "legendonly",
