@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import torch
 
+from app.jobs import LocalRunner, RunStore
 from app.jobs.classifier import DigitsConfig, train_digits
 from bench.common import Context, Row, Timing, serve
 
@@ -124,10 +125,44 @@ def healthz(client: httpx.Client, base: str, n: int) -> list[float]:
     return out
 
 
+def runner_alone(ctx: Context, epochs: int, repeats: int) -> Row:
+    """The same run through LocalRunner in this process: a worker, the pipe, the store and the
+    TensorBoard files, but no HTTP server and no event stream. The gap between this row and the
+    server's shows what the web side adds; the gap to bare, what a run itself costs."""
+    data_dir = ctx.tmp / "data-runner"
+    store = RunStore(data_dir=data_dir)
+    runner = LocalRunner(store, data_dir, max_concurrent=1, poll_s=0.01)
+
+    def one(size: int) -> float:
+        started = time.perf_counter()
+        run_id = runner.submit("digits-cnn", {"epochs": size, "seed": 0})
+        while not store.get(run_id).is_final:
+            time.sleep(0.002)
+        return time.perf_counter() - started
+
+    try:
+        one(1)  # the fork server's start
+        app_times, bare_times = [], []
+        for _ in range(repeats):
+            app_times.append(one(epochs))
+            bare_times.append(bare_run(epochs)[0])
+    finally:
+        runner.shutdown()
+        store.close()
+    return Row.timed(
+        GROUP,
+        f"digits-cnn, {epochs} epochs: the runner alone (no HTTP, no SSE)",
+        Timing(tuple(app_times)),
+        Timing(tuple(bare_times)),
+        notes="worker + pipe + store + TensorBoard files",
+    )
+
+
 def run(ctx: Context) -> list[Row]:
     rows: list[Row] = []
     repeats = 2 if ctx.quick else 4
     epochs = (2, 8) if ctx.quick else EPOCHS
+    rows.append(runner_alone(ctx, max(epochs), repeats))
     data_dir = ctx.tmp / "data-runs"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     with serve(data_dir) as base, httpx.Client(timeout=60.0) as client:
