@@ -16,9 +16,9 @@ from app.viz.common import PALETTE, Figure, axis, figure, layout, line
 
 Points = Sequence[Sequence[float]]  # [[step, value], ...]
 
-# Points drawn per line at most: beyond a few thousand a chart shows nothing more, only weighs
-# more (a 50-epoch digits run at batch size 1 logs 72,000 losses).
-MAX_POINTS_DRAWN = 4000
+# Points drawn per line at most: a chart of more shows nothing more, it only weighs more (a
+# 50-epoch digits run at batch size 1 logs 72,000 losses; at the default batch size, 2,250).
+MAX_POINTS_DRAWN = 10_000
 
 METRIC_TITLES = {
     "loss": "Training loss (per step)",
