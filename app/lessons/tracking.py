@@ -161,7 +161,7 @@ def _example_run(rate: float) -> TrackedRun:
     )
 
 
-def run_label(task: str, run_id: str, config: dict[str, Any]) -> str:
+def run_label(run_id: str, config: dict[str, Any]) -> str:
     """Short enough for a legend: the id and what sets the run apart."""
     parts = [run_id]
     if "stage" in config:

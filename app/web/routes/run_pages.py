@@ -25,7 +25,7 @@ from app.lessons.tracking import parameter_total, pr_curve, sample_pictures
 from app.viz.tracking import METRIC_TITLES, metric_title, pr_figure, scalar_figure
 from app.web.deps import SettingsDep
 from app.web.live import Runs
-from app.web.routes.runs import eta_seconds
+from app.web.routes.runs import eta_seconds, runs_of
 from app.web.templating import render
 
 router = APIRouter()
@@ -38,11 +38,6 @@ MAX_SMOOTHING = 0.99
 DEFAULT_THRESHOLD = 0.5
 # Metrics whose last value the runs table shows, in order of preference for "accuracy".
 ACCURACY_METRICS = ("val_accuracy", "accuracy")
-
-
-def runs_of(request: Request) -> Runs:
-    runs: Runs = request.app.state.runs
-    return runs
 
 
 # -- parsing the URL -------------------------------------------------------------------------

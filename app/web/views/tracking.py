@@ -38,7 +38,7 @@ def _stored(runs: Any, run_id: str) -> tracking.TrackedRun:
         ) from None
     return tracking.TrackedRun(
         id=run.id,
-        label=tracking.run_label(run.task, run.id, run.config),
+        label=tracking.run_label(run.id, run.config),
         task=run.task,
         status=run.status,
         config=run.config,
