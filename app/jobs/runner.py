@@ -64,7 +64,8 @@ class Runner(ABC):
 
     @abstractmethod
     def position(self, run_id: str) -> int | None:
-        """1-based place in line while queued, 0 while running, None otherwise."""
+        """1-based place in line while queued, 0 while its process runs (a cancelled run's too,
+        until it has stopped and its last metrics are stored), None otherwise."""
 
     @abstractmethod
     def shutdown(self) -> None:
@@ -412,15 +413,17 @@ class LocalRunner(Runner):
         if active.scalars is not None:
             with contextlib.suppress(Exception):  # the store has the metrics either way
                 active.scalars.close()  # flushed before the run is seen to end
+        # Let go of the run first, then say so: a stream that hears the news and finds the run
+        # no longer held knows every metric it will ever have is in the store.
+        with self._lock:
+            self._active.pop(active.run_id, None)
         if active.final is not None:
-            pass  # cancel / time limit / shutdown already recorded
+            self._changed(active.run_id)  # cancel / time limit / shutdown already recorded
         elif active.done and active.process.exitcode == 0:
             self._finish(active.run_id, st.COMPLETED)
         else:
             error = active.error or f"worker process exited with code {active.process.exitcode}"
             self._finish(active.run_id, st.FAILED, error)
-        with self._lock:
-            self._active.pop(active.run_id, None)
 
     def _supervise(self) -> None:
         if self._ctx.get_start_method() == "forkserver":

@@ -14,7 +14,7 @@ from app.jobs.tasks import Emit, Progress, ShouldStop, Task, TrainResult, regist
 
 class SleepyConfig(BaseModel):
     steps: int = Field(default=10_000, ge=1, le=1_000_000)
-    mode: str = "sleep"  # sleep | raise | exit
+    mode: str = "sleep"  # sleep | raise | exit | linger
 
 
 def train_sleepy(
@@ -34,6 +34,10 @@ def train_sleepy(
     step = 0
     for step in range(1, config.steps + 1):
         if should_stop():
+            if config.mode == "linger":  # a worker still handing over metrics after a cancel
+                for extra in range(step, step + 10):
+                    emit(extra, "loss", 1.0 / extra)
+                    time.sleep(0.05)
             break
         emit(step, "loss", 1.0 / step)
         progress(step / config.steps)

@@ -148,13 +148,19 @@ def test_the_event_stream_replays_then_ends_with_the_final_status(client: TestCl
 
 def test_cancel_over_http_stops_a_running_run(make_client: Callable[..., TestClient]) -> None:
     client = make_client(runs_max_concurrent=1)
-    run_id = client.post("/api/runs", json={"task": "test-sleepy", "config": {}}).json()["id"]
+    body = {"task": "test-sleepy", "config": {"mode": "linger"}}
+    run_id = client.post("/api/runs", json=body).json()["id"]
     wait_for(lambda: "loss" in client.get(f"/api/runs/{run_id}").json()["metrics"])
     assert client.get(f"/api/runs/{run_id}").json()["position"] == 0
     response = client.post(f"/api/runs/{run_id}/cancel")
     assert response.status_code == 200 and response.json() == {"status": "cancelled"}
     events = sse(client, f"/api/runs/{run_id}/events")
     assert events[-1]["data"]["status"] == "cancelled"
+    # The worker logged 10 more metrics over half a second after the cancel; the final status
+    # waited for them, so the stream holds every metric the store does.
+    streamed = [[e["data"]["step"], e["data"]["value"]] for e in events if e["event"] == "metric"]
+    stored = client.get(f"/api/runs/{run_id}").json()["metrics"]["loss"]
+    assert streamed == stored and len(stored) >= 11
     assert client.post(f"/api/runs/{run_id}/cancel").json() == {"status": "cancelled"}
 
 

@@ -181,7 +181,8 @@ async def run_events(
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: ``metric`` ``{step, name, value}`` and ``status`` ``{status,
     progress}``. A late client first gets every metric it missed; the stream ends after a final
-    status. Each metric's ``id`` lets a reconnecting browser resume (``Last-Event-ID``)."""
+    status, which comes after the run's last metric. Each metric's ``id`` lets a reconnecting
+    browser resume (``Last-Event-ID``)."""
     runs = runs_of(request)
     seen = max(after, last_event_id or 0)
     sent_status: tuple[str, float] | None = None
@@ -190,6 +191,10 @@ async def run_events(
             news.clear()
             # The status first: a run is marked completed only after its last metric is stored,
             # so metrics read after a final status include every one of them.
+            # A cancelled run is final in the store at once, but its worker may still be
+            # handing over metrics: the final status waits until the runner has let go of the
+            # run (asked first, so the metrics read after it are all there are).
+            held = runs.runner.position(run_id) is not None
             run = await run_in_threadpool(runs.store.get, run_id)
             fresh = await run_in_threadpool(runs.store.metrics_since, run_id, seen)
             for metric in fresh:
@@ -199,13 +204,14 @@ async def run_events(
                     id=str(metric.id),
                     data={"step": metric.step, "name": metric.name, "value": metric.value},
                 )
+            ended = run.is_final and not held
             status = (run.status, round(run.progress, 4))
-            if status != sent_status:
+            if status != sent_status and (ended or not run.is_final):
                 sent_status = status
                 yield ServerSentEvent(
                     event="status", data={"status": run.status, "progress": status[1]}
                 )
-            if run.is_final:
+            if ended:
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), timeout=STREAM_POLL_S)
