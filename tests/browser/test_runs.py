@@ -106,9 +106,12 @@ def test_cancelling_a_long_run_from_its_page_on_a_phone(
     expect(page.locator("#cancel-run")).to_be_hidden()
     # A cancelled run is not reloaded: its charts are the ones the stream grew, smoothed in the
     # browser exactly as app.lessons.tracking.smooth does on the server.
-    raw = plots.values(page, "fig-loss", "y", 0)
+    # The final status comes after the run's last metric, so the store is complete now; the
+    # chart catches up within its next drawing batch.
     api = httpx.get(f"{base_url}/api/runs/{run_id}").json()
     logged = [p[1] for p in api["metrics"]["loss"]]
+    page.wait_for_function(f"n => {COUNT} >= n", arg=len(logged))
+    raw = plots.values(page, "fig-loss", "y", 0)
     assert np.array_equal(raw, logged), f"{len(raw)} losses drawn, {len(logged)} logged"
     plots.wait_for_values(page, "fig-loss", smooth(raw, 0.6), index=1, tol=1e-12)
 
