@@ -93,6 +93,19 @@ class Settings(BaseSettings):
     # Runs overlaid on one chart of the Tracking lesson.
     tracking_max_runs: int = Field(default=8, ge=1, le=50)
 
+    # Checkpoints from outside (POST /api/checkpoints/inspect, /evaluate), each bound checked
+    # before the work it guards: the upload's bytes as it streams in; then, before torch.load,
+    # the zip archive's entries, its unpacked size (a zip bomb) and its pickle; then the loaded
+    # structure's nesting and number of values. A digits-cnn checkpoint is about 30 kB.
+    max_checkpoint_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_checkpoint_unpacked_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_checkpoint_entries: int = Field(default=10_000, ge=8, description="zip entries")
+    max_checkpoint_pickle_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="the archive's data.pkl"
+    )
+    max_checkpoint_depth: int = Field(default=32, ge=4, description="containers nested")
+    max_checkpoint_items: int = Field(default=100_000, ge=100, description="values in all")
+
     # Learner programs (the sandbox): each bound is checked before the work it guards.
     program_max_code_chars: int = Field(default=20_000, ge=10)
     program_max_statements: int = Field(default=10_000, ge=1, description="statements run")

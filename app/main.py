@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import Headers
@@ -19,10 +20,21 @@ from app.web.errors import (
     body_too_large,
     error_response,
     install_error_handlers,
-    upload_too_large,
+    upload_over_limit,
 )
 from app.web.live import start_runs
-from app.web.routes import api, data, docs, images, pages, programs, run_pages, runs, static
+from app.web.routes import (
+    api,
+    checkpoints,
+    data,
+    docs,
+    images,
+    pages,
+    programs,
+    run_pages,
+    runs,
+    static,
+)
 from app.web.routes import cnn as cnn_routes
 from app.web.routes import transforms as transform_routes
 from app.web.templating import make_templates
@@ -70,30 +82,34 @@ class BodyLimit:
     # Multipart overhead (boundaries, part headers) on top of the file itself.
     MULTIPART_SLACK = 64 * 1024
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_upload_bytes: int,
+        upload_limits: dict[str, tuple[int, str]] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_upload_bytes = max_upload_bytes
+        # Upload routes with their own limit: path -> (bytes, setting name).
+        self.upload_limits = upload_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        message: Callable[[int, int | None], str]
         if headers.get("content-type", "").startswith("multipart/"):
-            limit, name, message = (
-                self.max_upload_bytes + self.MULTIPART_SLACK,
-                "max_upload_bytes",
-                upload_too_large,
+            shown, name = self.upload_limits.get(
+                scope["path"], (self.max_upload_bytes, "max_upload_bytes")
             )
-            shown = self.max_upload_bytes
+            limit = shown + self.MULTIPART_SLACK
+            message = partial(upload_over_limit, setting=name)
         else:
-            limit, name, message, shown = (
-                self.max_bytes,
-                "max_json_bytes",
-                body_too_large,
-                self.max_bytes,
-            )
+            limit, name, shown = self.max_bytes, "max_json_bytes", self.max_bytes
+            message = body_too_large
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             request = Request(scope)
@@ -148,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(cnn_routes.router)
     app.include_router(transform_routes.router)
     app.include_router(runs.router)
+    app.include_router(checkpoints.router)
     app.include_router(run_pages.router)
     app.include_router(pages.router)
     app.include_router(static.router)
@@ -155,8 +172,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Level 6, not Starlette's 9: a quarter of the time for a few percent more bytes on the
     # large JSON answers (image previews), which are made fresh on every request.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    checkpoint_limit = (settings.max_checkpoint_bytes, "max_checkpoint_bytes")
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_json_bytes, max_upload_bytes=settings.max_upload_bytes
+        BodyLimit,
+        max_bytes=settings.max_json_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_limits={
+            "/api/checkpoints/inspect": checkpoint_limit,
+            "/api/checkpoints/evaluate": checkpoint_limit,
+        },
     )
     app.add_middleware(SecurityHeaders)
     return app

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.lessons.registry import LESSONS
+from app.lessons.registry import LESSONS, SUBPAGES
 from app.web.views import VIEWS
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTES = Path(__file__).resolve().parents[2] / "shared" / "curriculum-notes.md"
-LIVE = [lesson for lesson in LESSONS if lesson.live]
+LIVE = [lesson for lesson in (*LESSONS, *SUBPAGES) if lesson.live]
 
 
 def test_there_are_eleven_lessons_with_unique_slugs() -> None:

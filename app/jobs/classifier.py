@@ -33,6 +33,11 @@ class DigitsConfig(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=512)
     channels: int = Field(default=8, ge=1, le=32, description="filters in the conv layer")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    resume_optimizer: bool = Field(
+        default=True,
+        description="with resume_from: also restore the optimizer's state (momentum buffers); "
+        "false starts it afresh",
+    )
 
 
 class DigitsCNN(nn.Module):
@@ -118,21 +123,20 @@ def train_digits(
     cfg = config if isinstance(config, DigitsConfig) else DigitsConfig.model_validate(config)
     torch.manual_seed(cfg.seed)
     train_set, test_set = digits_split(cfg.seed)
-    loader = DataLoader(
-        train_set,
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
+    # Each epoch's shuffle is seeded by the seed and the epoch alone, so a run resumed from a
+    # checkpoint sees the batches an unbroken run would have seen.
+    gen = torch.Generator()
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
     model = DigitsCNN(cfg.channels)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     start_epoch = 0
     if resume is not None:
         model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.learning_rate
+        if cfg.resume_optimizer:
+            optimizer.load_state_dict(resume["optimizer"])
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.learning_rate
         start_epoch = int(resume["epoch"])
 
     batches = len(loader)
@@ -140,6 +144,7 @@ def train_digits(
     epoch = start_epoch
     stopped = False
     for i in range(cfg.epochs):
+        gen.manual_seed(cfg.seed * 1000 + start_epoch + i)
         model.train()
         correct = 0
         seen = 0
@@ -194,6 +199,27 @@ def train_digits(
     return TrainResult(state, optimizer.state_dict(), epoch, summary=summary)
 
 
+def digits_model(cfg: Any) -> nn.Module:
+    return DigitsCNN(cfg.channels)
+
+
+def score(model: nn.Module, data: TensorDataset) -> dict[str, Any]:
+    """Held-out loss and accuracy, and each example's predicted class, with ``model.eval()``."""
+    model.eval()
+    loss, accuracy, probs = evaluate(model, data)
+    return {
+        "loss": loss,
+        "accuracy": accuracy,
+        "n": len(data),
+        "predicted": probs.argmax(dim=1).tolist(),
+        "labels": data.tensors[1].tolist(),
+    }
+
+
+def evaluate_digits(model: nn.Module, cfg: Any) -> dict[str, Any]:
+    return score(model, digits_split(cfg.seed)[1])
+
+
 DIGITS = register(
     Task(
         name="digits-cnn",
@@ -203,5 +229,7 @@ DIGITS = register(
         ),
         config_model=DigitsConfig,
         train=train_digits,
+        build_model=digits_model,
+        evaluate=evaluate_digits,
     )
 )

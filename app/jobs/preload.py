@@ -8,7 +8,7 @@ also trains each task for a moment, and every run forked from it inherits all of
 
 from torch.utils.tensorboard import SummaryWriter
 
-from app.jobs import classifier, tasks, tracking
+from app.jobs import classifier, tasks, tracking, transfer
 
 
 def _warm_up() -> None:
@@ -19,6 +19,7 @@ def _warm_up() -> None:
         classifier.train_digits(
             classifier.DigitsConfig(epochs=1), lambda *_: None, lambda: next(calls, 2) >= 2
         )
+        transfer.pretrained()  # the source model, trained once: every run inherits it
         for stage in ("manual", "autograd", "nn"):
             tasks.train_linear_regression(
                 tasks.LinearRegressionConfig(stage=stage, epochs=2), lambda *_: None, lambda: False
@@ -27,4 +28,4 @@ def _warm_up() -> None:
 
 _warm_up()
 
-__all__ = ["SummaryWriter", "classifier", "tasks", "tracking"]
+__all__ = ["SummaryWriter", "classifier", "tasks", "tracking", "transfer"]

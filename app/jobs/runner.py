@@ -231,6 +231,7 @@ class LocalRunner(Runner):
         cfg = spec.validate(config).model_dump()
         resume_path: str | None = None
         if resume_from is not None:
+            # A resumed run keeps the original's config unless the request changes a field.
             try:
                 previous = self.store.get(resume_from)
             except st.RunNotFound:
@@ -241,6 +242,8 @@ class LocalRunner(Runner):
                     f"resume_from: run {resume_from!r} has no {task} checkpoint", "resume_from"
                 )
             resume_path = str(ckpt)
+            kept = {k: v for k, v in previous.config.items() if k in spec.config_model.model_fields}
+            cfg = spec.validate({**kept, **(config or {})}).model_dump()
         with self._lock:
             if self._closed:
                 raise RuntimeError("runner is shut down")

@@ -59,6 +59,12 @@ class TrainFn(Protocol):
     ) -> TrainResult: ...
 
 
+# The model a task trains, built from its validated config (untrained), and how it scores a
+# model on the task's held-out data: {"loss", "accuracy" (classifiers), "n", ...}.
+BuildModel = Callable[[Any], nn.Module]
+Evaluate = Callable[[nn.Module, Any], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Task:
     """A named training task. Picklable (module-level config model and function), so the
@@ -68,6 +74,8 @@ class Task:
     description: str
     config_model: type[BaseModel]
     train: TrainFn
+    build_model: BuildModel | None = None  # None: its checkpoints cannot be evaluated
+    evaluate: Evaluate | None = None
 
     def validate(self, config: dict[str, Any] | None) -> BaseModel:
         try:
@@ -295,11 +303,29 @@ def train_linear_regression(
     return TrainResult(model_state_fn(), optimizer.state_dict(), epoch, summary=LINEAR_SUMMARY)
 
 
+def linear_model(_cfg: Any) -> nn.Module:
+    """Every stage's weight and bias, as ``nn.Linear(1, 1)`` holds them."""
+    return nn.Linear(1, 1)
+
+
+def evaluate_linear(model: nn.Module, cfg: Any) -> dict[str, Any]:
+    """Mean squared error on the run's 20 points, and the fitted line."""
+    x, y = linear_data(cfg.seed)
+    model.eval()
+    with torch.no_grad():
+        loss = nn.functional.mse_loss(model(x), y).item()
+    weight = float(model.state_dict()["weight"].reshape(-1)[0])
+    bias = float(model.state_dict()["bias"].reshape(-1)[0])
+    return {"loss": loss, "n": N_SAMPLES, "w": weight, "b": bias}
+
+
 LINEAR_REGRESSION = register(
     Task(
         name="linear-regression",
         description="Fit y = w x + b by gradient descent, in the notes' three stages.",
         config_model=LinearRegressionConfig,
         train=train_linear_regression,
+        build_model=linear_model,
+        evaluate=evaluate_linear,
     )
 )

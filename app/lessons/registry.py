@@ -15,6 +15,7 @@ class Lesson:
     summary: str
     live: bool = False  # False: the page shows a "coming soon" card
     apis: tuple[str, ...] = field(default=())  # the JSON twins the page stands on
+    parent: str | None = None  # a deeper page of this lesson (not one of the eleven)
 
     @property
     def path(self) -> str:
@@ -100,6 +101,12 @@ LESSONS: tuple[Lesson, ...] = (
         "Transfer Learning",
         "Reuse a trained feature extractor for a new task: freeze it, fine-tune it, or start "
         "from scratch.",
+        live=True,
+        apis=(
+            "GET /api/lessons/{slug}/view",
+            "POST /api/runs",
+            "GET /api/runs/{run_id}/events",
+        ),
     ),
     Lesson(
         "tracking",
@@ -120,14 +127,38 @@ LESSONS: tuple[Lesson, ...] = (
         "Saving and loading",
         "Saving and Loading Models",
         "torch.save a state_dict, load it back, and checkpoint {'Model', 'Optim', 'epoch'}.",
+        live=True,
+        apis=(
+            "POST /api/checkpoints/inspect",
+            "POST /api/checkpoints/evaluate",
+            "POST /api/runs",
+            "GET /api/runs/{run_id}/checkpoint",
+        ),
     ),
 )
 
-BY_SLUG: dict[str, Lesson] = {lesson.slug: lesson for lesson in LESSONS}
+# Deeper pages that belong to a lesson: reached from it, with its place in the notes' order.
+SUBPAGES: tuple[Lesson, ...] = (
+    Lesson(
+        "cnn-feature-maps",
+        "CNN feature maps",
+        "Convoluted Neural Networks",
+        "Inside a trained CNN: what each conv layer's channels respond to, layer by layer.",
+        live=True,
+        apis=("GET /api/lessons/{slug}/view",),
+        parent="cnn",
+    ),
+)
+
+BY_SLUG: dict[str, Lesson] = {lesson.slug: lesson for lesson in (*LESSONS, *SUBPAGES)}
 
 
 def neighbours(slug: str) -> tuple[Lesson | None, Lesson | None]:
-    """The lessons before and after ``slug`` in the notes' order."""
+    """The lessons before and after ``slug`` in the notes' order; a deeper page sits between
+    its lesson and the lesson after it."""
+    parent = BY_SLUG[slug].parent
+    if parent is not None:
+        return BY_SLUG[parent], neighbours(parent)[1]
     index = [lesson.slug for lesson in LESSONS].index(slug)
     before = LESSONS[index - 1] if index > 0 else None
     after = LESSONS[index + 1] if index + 1 < len(LESSONS) else None

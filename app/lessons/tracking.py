@@ -77,8 +77,17 @@ def pr_curve(labels: Sequence[int], probabilities: Sequence[Sequence[float]], k:
     )
 
 
-def sample_pictures(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each sample prediction with its picture as a PNG data URL (the 0..1 pixels, scaled up)."""
+def sample_pictures(
+    samples: Sequence[dict[str, Any]], classes: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Each sample prediction with its picture as a PNG data URL (the 0..1 pixels, scaled up).
+
+    ``label`` and ``predicted`` are class indices; ``label_name`` and ``predicted_name`` what
+    they stand for (for the transfer task, index 0 is the digit 5)."""
+
+    def name(index: int) -> str:
+        return classes[index] if 0 <= index < len(classes) else str(index)
+
     out = []
     for sample in samples:
         pixels = np.clip(np.asarray(sample["image"], dtype=np.float64), 0.0, 1.0)
@@ -92,6 +101,8 @@ def sample_pictures(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "predicted": int(sample["predicted"]),
                 "confidence": float(sample["confidence"]),
                 "correct": int(sample["label"]) == int(sample["predicted"]),
+                "label_name": name(int(sample["label"])),
+                "predicted_name": name(int(sample["predicted"])),
             }
         )
     return out
@@ -196,15 +207,16 @@ def explore(params: TrackingParams, runs: Sequence[TrackedRun]) -> dict[str, Any
     architecture = summary.get("architecture") or []
     classes = summary.get("classes") or []
     evaluation = summary.get("eval")
-    if classes and not 0 <= params.cls < len(classes):
-        raise LessonInputError(
-            f"cls must be a class from 0 to {len(classes) - 1}, not {params.cls}"
-        )
+    cls = params.cls
+    if classes and cls == TrackingParams.cls and cls >= len(classes):
+        cls = len(classes) - 1  # the default class is beyond these runs' (a 5-class model)
+    if classes and not 0 <= cls < len(classes):
+        raise LessonInputError(f"cls must be a class from 0 to {len(classes) - 1}, not {cls}")
     curves = []
     for run in runs:
         ev = (run.summary or {}).get("eval")
         if ev and classes:
-            curve = pr_curve(ev["labels"], ev["probabilities"], params.cls)
+            curve = pr_curve(ev["labels"], ev["probabilities"], cls)
             at = operating_point(curve, params.threshold)
             curves.append({"run": run.label, "curve": curve, "at": at})
     return {
@@ -232,9 +244,10 @@ def explore(params: TrackingParams, runs: Sequence[TrackedRun]) -> dict[str, Any
         "architecture": architecture,
         "parameters": parameter_total(architecture),
         "input_shape": summary.get("input_shape"),
-        "samples": sample_pictures(summary.get("samples") or []),
+        "samples": sample_pictures(summary.get("samples") or [], classes),
         "classes": classes,
-        "cls": params.cls,
+        "cls": cls,
+        "cls_name": classes[cls] if classes else None,
         "threshold": params.threshold,
         "curves": curves,
         "live": live,

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jobs import ConfigError, QueueFull, RunNotFound
+from app.jobs.checkpoints import CheckpointError
 from app.jobs.tracking import ArtifactMissing
 from app.lessons.errors import LessonError
 from app.lessons.images import ImageTooLarge, UnsupportedImage
@@ -91,8 +92,13 @@ def body_too_large(limit: int, got: int | None) -> str:
 
 def upload_too_large(limit: int, got: int | None) -> str:
     """The 413 message for an upload."""
+    return upload_over_limit(limit, got, "max_upload_bytes")
+
+
+def upload_over_limit(limit: int, got: int | None, setting: str) -> str:
+    """The 413 message for an upload, naming the setting of the limit it passed."""
     size = f" ({got} bytes)" if got is not None else ""
-    return f"The upload{size} is over the limit of {limit} bytes (setting max_upload_bytes)."
+    return f"The upload{size} is over the limit of {limit} bytes (setting {setting})."
 
 
 # Lesson errors that are not a plain 422, by class (a subclass inherits its parent's status).
@@ -120,6 +126,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def bad_config(request: Request, exc: ConfigError) -> Response:
         return error_response(request, 422, str(exc), {"field": exc.field})
+
+    @app.exception_handler(CheckpointError)
+    async def bad_checkpoint(request: Request, exc: CheckpointError) -> Response:
+        # A file that is damaged, over a limit, the wrong architecture, or refused because
+        # unpickling it would run code: 422, with what the client needs to fix it.
+        return error_response(request, 422, str(exc), exc.extra())
 
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull) -> Response:

@@ -8,20 +8,27 @@ from starlette.concurrency import run_in_threadpool
 from app.config import Settings
 from app.lessons.errors import LessonInputError
 from app.lessons.images import OpenedImage, open_image, sample_png
-from app.web.errors import upload_too_large
+from app.web.errors import upload_over_limit
 
 CHUNK = 64 * 1024
 
 
-async def read_upload(upload: UploadFile, settings: Settings) -> bytes:
-    """The file's bytes, refusing it as soon as it passes the limit."""
-    limit = settings.max_upload_bytes
+async def read_upload(
+    upload: UploadFile,
+    settings: Settings,
+    limit: int | None = None,
+    setting: str = "max_upload_bytes",
+) -> bytes:
+    """The file's bytes, refusing it as soon as it passes the limit (``max_upload_bytes``, or
+    ``limit``, which the 413 names as ``setting``)."""
+    if limit is None:
+        limit = settings.max_upload_bytes
     chunks: list[bytes] = []
     total = 0
     while chunk := await upload.read(CHUNK):
         total += len(chunk)
         if total > limit:
-            raise HTTPException(413, upload_too_large(limit, None))
+            raise HTTPException(413, upload_over_limit(limit, None, setting))
         chunks.append(chunk)
     return b"".join(chunks)
 

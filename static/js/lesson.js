@@ -158,6 +158,12 @@ const keyHandlers = {
     ArrowUp: ({ form }) => stepRange(form.querySelector("#threshold"), 5),
     ArrowDown: ({ form }) => stepRange(form.querySelector("#threshold"), -5),
   },
+  "transfer-learning": {
+    ArrowLeft: ({ form }) => stepRange(form.querySelector("#examples"), -1),
+    ArrowRight: ({ form }) => stepRange(form.querySelector("#examples"), 1),
+    ArrowUp: ({ form }) => stepRange(form.querySelector("#epochs"), 1),
+    ArrowDown: ({ form }) => stepRange(form.querySelector("#epochs"), -1),
+  },
   activations: {
     ArrowLeft: ({ form, update }) => (stepRadio(form, "name", -1) ? (update(0), true) : false),
     ArrowRight: ({ form, update }) => (stepRadio(form, "name", 1) ? (update(0), true) : false),

@@ -133,3 +133,31 @@ def test_shutdown_interrupts(make_runner: Callable[..., LocalRunner]) -> None:
     assert runner.store.get(running).status == "interrupted"
     assert runner.store.get(queued).status == "interrupted"
     assert runner.active_count() == 0
+
+
+def test_a_resumed_digits_run_reproduces_the_unbroken_run_only_with_its_optimizer_state(
+    make_runner: Callable[..., LocalRunner],
+) -> None:
+    runner = make_runner(max_concurrent=2)
+    config = {"epochs": 2, "seed": 3, "learning_rate": 0.1}
+    whole = runner.submit("digits-cnn", {**config, "epochs": 4})
+    first = runner.submit("digits-cnn", config)
+    assert wait_final(runner.store, first).status == "completed"
+    # The resumed runs name only what changes: the rest of the config is the original's.
+    kept = runner.submit("digits-cnn", {}, resume_from=first)
+    fresh = runner.submit("digits-cnn", {"resume_optimizer": False}, resume_from=first)
+    runs = {
+        name: wait_final(runner.store, i)
+        for name, i in [("whole", whole), ("kept", kept), ("fresh", fresh)]
+    }
+    assert all(r.status == "completed" for r in runs.values()), [r.error for r in runs.values()]
+    assert runs["kept"].config == {**runs["whole"].config, "epochs": 2}
+    assert runs["fresh"].config["resume_optimizer"] is False
+    loss = {name: runner.store.metrics(r.id)["loss"] for name, r in runs.items()}
+    head = runner.store.metrics(first)["loss"]
+    assert [s for s, _ in loss["kept"]][0] == head[-1][0] + 1  # the steps carry on
+    assert head + loss["kept"] == loss["whole"]  # bit for bit: same batches, same momentum
+    assert [s for s, _ in loss["fresh"]] == [s for s, _ in loss["kept"]]
+    assert loss["fresh"] != loss["kept"]  # momentum restarted from zero: another path
+    epochs = [v for _, v in runner.store.metrics(kept)["epoch"]]
+    assert epochs == [3, 4]

@@ -194,10 +194,9 @@ def test_lesson_view_json_twin_matches_the_api(client: TestClient) -> None:
     assert np.allclose(probs_trace, api["probabilities"])
 
 
-def test_lesson_view_unknown_or_coming_soon_is_404(client: TestClient) -> None:
-    assert client.get("/api/lessons/nope/view").status_code == 404
-    r = client.get("/api/lessons/saving-loading/view")
-    assert r.status_code == 404 and "coming soon" in r.json()["detail"]
+def test_lesson_view_unknown_is_404(client: TestClient) -> None:
+    r = client.get("/api/lessons/nope/view")
+    assert r.status_code == 404 and "no lesson called 'nope'" in r.json()["detail"]
 
 
 def test_lessons_list_is_the_notes_order(client: TestClient) -> None:

@@ -265,7 +265,9 @@ def run_page(run_id: str, request: Request) -> Response:
     ]
     summary = read_summary(runs.artifacts_dir(run_id)) if run.is_final else None
     architecture = (summary or {}).get("architecture") or []
-    samples = sample_pictures((summary or {}).get("samples") or [])
+    samples = sample_pictures(
+        (summary or {}).get("samples") or [], (summary or {}).get("classes") or []
+    )
     kind = "digit" if run.task == "digits-cnn" else "class"
     pr = pr_panel(summary, query, kind) if summary else None
     position = runs.runner.position(run.id) if not run.is_final else None

@@ -6,11 +6,14 @@ from app.web.views import (
     activations,
     autograd,
     cnn,
+    cnn_feature_maps,
     datasets,
+    saving_loading,
     softmax,
     tensors,
     tracking,
     training_pipeline,
+    transfer_learning,
     transforms,
 )
 from app.web.views.base import LessonView
@@ -27,6 +30,9 @@ VIEWS: dict[str, LessonView] = {
         transforms.VIEW,
         tracking.VIEW,
         training_pipeline.VIEW,
+        transfer_learning.VIEW,
+        saving_loading.VIEW,
+        cnn_feature_maps.VIEW,
     )
 }
 
