@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     # Start a sandbox worker when the server starts, so the first program does not wait for one.
     program_prewarm: bool = True
 
+    # Compute every lesson's default view once in the background at start-up, so the first
+    # learner does not wait for the example runs the Transfer, Tracking and Saving lessons train.
+    warm_lessons: bool = True
+
     def limits(self) -> dict[str, int | float]:
         """The limits a client may hit, by setting name, as ``GET /api/limits`` lists them."""
         return {

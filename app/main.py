@@ -140,6 +140,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.program_prewarm:
             programs.warm_sandbox(settings)
         app.state.runs = start_runs(settings)
+        if settings.warm_lessons:
+            pages.warm_lessons(settings, app.state.runs)
         try:
             yield
         finally:

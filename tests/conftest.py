@@ -21,7 +21,9 @@ from app.main import create_app  # noqa: E402
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
+    # No background warm-up: each test builds its own app, and the lessons it does not open
+    # would only compete for the CPU.
+    return Settings(data_dir=tmp_path / "data", warm_lessons=False)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ precision/recall curves) and a few sample predictions with their pictures.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Any
 
@@ -134,7 +135,8 @@ def train_digits(
     if resume is not None:
         model.load_state_dict(resume["model"])
         if cfg.resume_optimizer:
-            optimizer.load_state_dict(resume["optimizer"])
+            # A copy: the optimizer updates its state in place; the caller's checkpoint stays.
+            optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
             for group in optimizer.param_groups:
                 group["lr"] = cfg.learning_rate
         start_epoch = int(resume["epoch"])

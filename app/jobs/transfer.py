@@ -19,7 +19,9 @@ order, and is scored after every epoch on the same held-out digits 5-9.
 
 from __future__ import annotations
 
+import copy
 import sys
+import threading
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -139,9 +141,17 @@ def pretrain_source() -> tuple[dict[str, torch.Tensor], float]:
     return state, accuracy
 
 
-@lru_cache(maxsize=1)
+_PRETRAINING = threading.Lock()
+
+
 def pretrained() -> tuple[dict[str, torch.Tensor], float]:
-    """The source model, trained once per process."""
+    """The source model, trained once per process (threads asking at once wait for it)."""
+    with _PRETRAINING:
+        return _pretrained()
+
+
+@lru_cache(maxsize=1)
+def _pretrained() -> tuple[dict[str, torch.Tensor], float]:
     return pretrain_source()
 
 
@@ -241,7 +251,8 @@ def train_transfer(
     start_epoch = 0
     if resume is not None:
         model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
+        # A copy: the optimizer updates its state in place; the caller's checkpoint stays as it was.
+        optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
         start_epoch = int(resume["epoch"])
     gen = torch.Generator()
     loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)

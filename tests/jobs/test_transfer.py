@@ -115,6 +115,7 @@ def test_a_resumed_transfer_run_continues_the_unbroken_one_exactly() -> None:
         "optimizer": first.optimizer_state,
         "epoch": first.epoch,
     }
+    kept = {k: v.clone() for k, v in first.optimizer_state["state"][0].items()}
     rest_log: list[tuple[int, str, float]] = []
     with torch.random.fork_rng(devices=[]):
         rest = tr.train_transfer(
@@ -124,6 +125,8 @@ def test_a_resumed_transfer_run_continues_the_unbroken_one_exactly() -> None:
             resume=checkpoint,
         )
     assert rest.epoch == 4
+    after = first.optimizer_state["state"][0]
+    assert all(torch.equal(after[k], v) for k, v in kept.items())  # the checkpoint is untouched
     assert [m for m in first_log + rest_log if m[1] == "loss"] == [
         m for m in whole_log if m[1] == "loss"
     ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
+from app.config import Settings
 from app.lessons.registry import LESSONS
 
 
@@ -133,3 +135,16 @@ def test_docs_lists_every_route_with_its_models_and_loads_nothing_remote(
     assert '"logits": {' in html_text(html)  # models are inlined, not only named
     assert not re.search(r'(?:src|href)="(?:https?:)?//', html)
     assert "<script>" not in html  # nothing inline: the CSP would refuse it
+
+
+def test_warming_builds_every_lessons_default_view_without_an_error(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.lessons import transfer
+    from app.web.routes import pages
+
+    with caplog.at_level("ERROR", logger="app.pages"):
+        pages.warm_lessons(settings, None).join(timeout=240)
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+    assert transfer.sweep.cache_info().currsize == 1
+    assert transfer.example_run.cache_info().currsize == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +17,23 @@ from app.web.templating import render
 from app.web.views import VIEWS, LessonView
 
 router = APIRouter()
+log = logging.getLogger("app.pages")
+
+
+def warm_lessons(settings: Any, runs: Any) -> threading.Thread:
+    """Build every lesson's default view once, in a background thread: what the first visitor of
+    each page would otherwise wait for (the example runs are trained and cached)."""
+
+    def warm() -> None:
+        for slug, view in VIEWS.items():
+            try:
+                view.build({}, settings, runs)
+            except Exception:  # noqa: BLE001 - a page that fails here fails for its visitor too
+                log.exception("warming the %s lesson failed", slug)
+
+    thread = threading.Thread(target=warm, name="warm-lessons", daemon=True)
+    thread.start()
+    return thread
 
 
 def _lesson(slug: str) -> Lesson:
