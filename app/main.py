@@ -140,11 +140,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.program_prewarm:
             programs.warm_sandbox(settings)
         app.state.runs = start_runs(settings)
-        if settings.warm_lessons:
-            pages.warm_lessons(settings, app.state.runs)
+        warmer = pages.LessonWarmer(settings, app.state.runs) if settings.warm_lessons else None
         try:
             yield
         finally:
+            if warmer is not None:
+                warmer.stop()
             app.state.runs.close()  # unfinished runs become "interrupted"; none stay "running"
 
     app = FastAPI(

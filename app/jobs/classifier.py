@@ -113,49 +113,41 @@ def evaluate(model: nn.Module, data: TensorDataset) -> tuple[float, float, torch
     return loss, accuracy, probs
 
 
-def train_digits(
-    config: Any,
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader[Any],
+    test_set: TensorDataset,
+    *,
+    seed: int,
+    start_epoch: int,
+    epochs: int,
     emit: Emit,
     should_stop: ShouldStop,
-    *,
-    progress: Progress = lambda _p: None,
-    resume: dict[str, Any] | None = None,
-) -> TrainResult:
-    cfg = config if isinstance(config, DigitsConfig) else DigitsConfig.model_validate(config)
-    torch.manual_seed(cfg.seed)
-    train_set, test_set = digits_split(cfg.seed)
-    # Each epoch's shuffle is seeded by the seed and the epoch alone, so a run resumed from a
-    # checkpoint sees the batches an unbroken run would have seen.
-    gen = torch.Generator()
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-    model = DigitsCNN(cfg.channels)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
-    loss_fn = nn.CrossEntropyLoss()
-    start_epoch = 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        if cfg.resume_optimizer:
-            # A copy: the optimizer updates its state in place; the caller's checkpoint stays.
-            optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.learning_rate
-        start_epoch = int(resume["epoch"])
+    progress: Progress,
+) -> int:
+    """The image classifiers' training loop: ``epochs`` more epochs after ``start_epoch``, the
+    loss after every batch and the held-out loss and accuracy after every epoch. Returns the
+    last epoch completed (a stop ends it early).
 
-    batches = len(loader)
-    step = start_epoch * batches
+    Each epoch's shuffle is seeded by the seed and the epoch alone (through the loader's own
+    generator), and steps count on from the start epoch: a run resumed from a checkpoint sees
+    the batches, and logs the steps, an unbroken run would have.
+    """
+    shuffle = loader.generator
+    if shuffle is None:
+        raise ValueError("fit() needs a DataLoader built with its own generator")
+    step = start_epoch * len(loader)
     epoch = start_epoch
-    stopped = False
-    for i in range(cfg.epochs):
-        gen.manual_seed(cfg.seed * 1000 + start_epoch + i)
+    for i in range(epochs):
+        shuffle.manual_seed(seed * 1000 + start_epoch + i)
         model.train()
-        correct = 0
-        seen = 0
+        correct = seen = 0
         for images, labels in loader:
             if should_stop():
-                stopped = True
-                break
+                return epoch
             logits = model(images)
-            loss = loss_fn(logits, labels)
+            loss = nn.functional.cross_entropy(logits, labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -163,8 +155,6 @@ def train_digits(
             correct += int((logits.argmax(dim=1) == labels).sum())
             seen += len(labels)
             emit(step, "loss", loss.item())
-        if stopped:
-            break
         epoch = start_epoch + i + 1
         model.eval()
         val_loss, val_accuracy, _ = evaluate(model, test_set)
@@ -172,16 +162,23 @@ def train_digits(
         emit(step, "val_loss", val_loss)
         emit(step, "val_accuracy", val_accuracy)
         emit(step, "epoch", epoch)
-        progress((i + 1) / cfg.epochs)
+        progress((i + 1) / epochs)
+    return epoch
 
+
+def held_out_summary(
+    model: nn.Module, test_set: TensorDataset, classes: list[str]
+) -> dict[str, Any]:
+    """What the Tracking views show of a trained classifier: its architecture, every held-out
+    class probability (for precision/recall) and a few sample predictions with their pictures."""
     model.eval()
     _, val_accuracy, probs = evaluate(model, test_set)
     test_images, test_labels = test_set.tensors
-    shown = list(range(min(N_SAMPLES_SHOWN, len(test_labels))))
-    summary = {
+    shown = range(min(N_SAMPLES_SHOWN, len(test_labels)))
+    return {
         "architecture": architecture(model, (1, 1, SIDE, SIDE)),
         "input_shape": [1, 1, SIDE, SIDE],
-        "classes": [str(c) for c in range(N_CLASSES)],
+        "classes": classes,
         "eval": {
             "labels": test_labels.tolist(),
             "probabilities": probs.round(decimals=5).tolist(),
@@ -197,6 +194,47 @@ def train_digits(
             for i in shown
         ],
     }
+
+
+def train_digits(
+    config: Any,
+    emit: Emit,
+    should_stop: ShouldStop,
+    *,
+    progress: Progress = lambda _p: None,
+    resume: dict[str, Any] | None = None,
+) -> TrainResult:
+    cfg = config if isinstance(config, DigitsConfig) else DigitsConfig.model_validate(config)
+    torch.manual_seed(cfg.seed)
+    train_set, test_set = digits_split(cfg.seed)
+    loader = DataLoader(
+        train_set, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator()
+    )  # fit() seeds the generator afresh for each epoch
+    model = DigitsCNN(cfg.channels)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
+    start_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        if cfg.resume_optimizer:
+            # A copy: the optimizer updates its state in place; the caller's checkpoint stays.
+            optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.learning_rate
+        start_epoch = int(resume["epoch"])
+
+    epoch = fit(
+        model,
+        optimizer,
+        loader,
+        test_set,
+        seed=cfg.seed,
+        start_epoch=start_epoch,
+        epochs=cfg.epochs,
+        emit=emit,
+        should_stop=should_stop,
+        progress=progress,
+    )
+    summary = held_out_summary(model, test_set, [str(c) for c in range(N_CLASSES)])
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return TrainResult(state, optimizer.state_dict(), epoch, summary=summary)
 

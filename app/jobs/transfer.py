@@ -30,14 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from app.jobs.classifier import (
-    N_SAMPLES_SHOWN,
-    SIDE,
-    architecture,
-    digits_split,
-    evaluate,
-    score,
-)
+from app.jobs.classifier import digits_split, evaluate, fit, held_out_summary, score
 from app.jobs.tasks import Emit, Progress, ShouldStop, Task, TrainResult, register
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
@@ -254,73 +247,31 @@ def train_transfer(
         # A copy: the optimizer updates its state in place; the caller's checkpoint stays as it was.
         optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
         start_epoch = int(resume["epoch"])
-    gen = torch.Generator()
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-    batches = len(loader)
-    step = start_epoch * batches
-    epoch = start_epoch
-    for i in range(cfg.epochs):
-        epoch_index = start_epoch + i
-        gen.manual_seed(cfg.seed * 1000 + epoch_index)  # each epoch's order depends on it alone
-        model.train()
-        correct = seen = 0
-        stopped = False
-        for images, labels in loader:
-            if should_stop():
-                stopped = True
-                break
-            logits = model(images)
-            loss = nn.functional.cross_entropy(logits, labels)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            correct += int((logits.argmax(dim=1) == labels).sum())
-            seen += len(labels)
-            emit(step, "loss", loss.item())
-        if stopped:
-            break
-        epoch = epoch_index + 1
-        model.eval()
-        val_loss, val_accuracy, _ = evaluate(model, test_set)
-        emit(step, "accuracy", correct / max(seen, 1))
-        emit(step, "val_loss", val_loss)
-        emit(step, "val_accuracy", val_accuracy)
-        emit(step, "epoch", epoch)
-        progress((i + 1) / cfg.epochs)
-
-    model.eval()
-    _, val_accuracy, probs = evaluate(model, test_set)
-    test_images, test_labels = test_set.tensors
-    shown = range(min(N_SAMPLES_SHOWN, len(test_labels)))
+    loader = DataLoader(
+        train_set, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator()
+    )  # fit() seeds the generator afresh for each epoch
+    epoch = fit(
+        model,
+        optimizer,
+        loader,
+        test_set,
+        seed=cfg.seed,
+        start_epoch=start_epoch,
+        epochs=cfg.epochs,
+        emit=emit,
+        should_stop=should_stop,
+        progress=progress,
+    )
     _, source_accuracy = pretrained()
-    summary = {
-        "architecture": architecture(model, (1, 1, SIDE, SIDE)),
-        "input_shape": [1, 1, SIDE, SIDE],
-        "classes": [str(c) for c in TARGET_CLASSES],
-        "parameters": parameter_table(model, optimizer),
-        "transfer": {
-            "mode": cfg.mode,
-            "source_classes": list(SOURCE_CLASSES),
-            "target_classes": list(TARGET_CLASSES),
-            "source_accuracy": source_accuracy,
-            "train_examples": len(train_set),
-            "held_out": len(test_set),
-        },
-        "eval": {
-            "labels": test_labels.tolist(),
-            "probabilities": probs.round(decimals=5).tolist(),
-            "accuracy": val_accuracy,
-        },
-        "samples": [
-            {
-                "image": test_images[i, 0].round(decimals=4).tolist(),
-                "label": int(test_labels[i]),
-                "predicted": int(probs[i].argmax()),
-                "confidence": float(probs[i].max()),
-            }
-            for i in shown
-        ],
+    summary = held_out_summary(model, test_set, [str(c) for c in TARGET_CLASSES])
+    summary["parameters"] = parameter_table(model, optimizer)
+    summary["transfer"] = {
+        "mode": cfg.mode,
+        "source_classes": list(SOURCE_CLASSES),
+        "target_classes": list(TARGET_CLASSES),
+        "source_accuracy": source_accuracy,
+        "train_examples": len(train_set),
+        "held_out": len(test_set),
     }
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return TrainResult(state, optimizer.state_dict(), epoch, summary=summary)

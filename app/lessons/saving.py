@@ -39,8 +39,6 @@ from app.lessons.errors import LessonInputError
 EXAMPLE = DigitsConfig(epochs=4, learning_rate=0.01, batch_size=64)
 MAX_FAMILY = 8  # runs drawn in one resume chart: the chain to the chosen run always, then others
 MAX_CHAIN = 100  # resume_from links followed at most (a guard; a chain is never this long)
-ON = ("on", "true", "1", "yes")
-OFF = ("off", "false", "0", "no")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # torch bolds part of its message for terminals
 
 Metrics = dict[str, list[list[float]]]  # {name: [[step, value], ...]}, as a run logs them
@@ -53,16 +51,6 @@ class SavingParams:
     run: str = ""  # a run's id; empty: the worked example only
     epochs: int = 4  # more epochs when resuming: as many again as the example trained first
     optimizer: bool = True  # resume with the optimizer's state (digits-cnn runs can choose)
-
-
-def parse_switch(name: str, text: str) -> bool:
-    """``on``/``off`` (or true/false, 1/0, yes/no), as the page's checkbox writes it."""
-    value = text.strip().lower()
-    if value in ON:
-        return True
-    if value in OFF:
-        return False
-    raise LessonInputError(f"{name} must be on or off; got {text[:40]!r}.")
 
 
 # -- the notes' steps, one function each -------------------------------------------------------

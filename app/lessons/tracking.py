@@ -175,8 +175,9 @@ def _example_run(rate: float) -> TrackedRun:
 def run_label(run_id: str, config: dict[str, Any]) -> str:
     """Short enough for a legend: the id and what sets the run apart."""
     parts = [run_id]
-    if "stage" in config:
-        parts.append(str(config["stage"]))
+    for key in ("stage", "mode"):
+        if key in config:
+            parts.append(str(config[key]))
     if "learning_rate" in config:
         parts.append(f"lr={config['learning_rate']:g}")
     return " ".join(parts)

@@ -31,6 +31,20 @@ def parse_int(name: str, text: str) -> int:
         raise LessonInputError(f"{name} must be a whole number; got {text[:40]!r}.") from None
 
 
+TRUE, FALSE = ("true", "1", "on", "yes"), ("false", "0", "off", "no")
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """``true``/``false`` or ``on``/``off`` (as a page's checkbox writes them), or a message
+    naming the field."""
+    value = text.strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise LessonInputError(f"{name} must be true or false (on or off); got {text[:40]!r}.")
+
+
 def parse_floats(name: str, text: str, limit: int = 10_000) -> tuple[float, ...]:
     """``"2, 1, 0.1"`` -> ``(2.0, 1.0, 0.1)``."""
     parts = [p for p in text.replace(";", ",").split(",") if p.strip()]

@@ -58,7 +58,10 @@ def test_the_three_modes_launched_from_the_page_train_live(page: Page, plots) ->
     expect(chips.filter(has_text="completed")).to_have_count(3, timeout=TRAINING_TIMEOUT_MS)
     plots.wait_drawn(page, "fig-curves")
     traces = plots.traces(page, "fig-curves")
-    assert [t["name"].split()[0] for t in traces] == ["feature-extract", "finetune", "scratch"]
+    assert [t["name"].split()[:2] for t in traces] == [
+        [run_id, mode]
+        for run_id, mode in zip(ids, ("feature-extract", "finetune", "scratch"), strict=True)
+    ]
     for i, run_id in enumerate(ids):
         run = page.request.get(f"/api/runs/{run_id}").json()
         assert run["config"]["examples_per_class"] == 3 and run["config"]["epochs"] == 4

@@ -18,6 +18,7 @@ from app.jobs.classifier import DigitsCNN, digits_split
 from app.jobs.tasks import TrainResult, save_checkpoint
 from app.lessons import saving
 from app.lessons.errors import LessonInputError
+from app.web.forms import parse_bool
 
 
 @pytest.fixture(scope="module")
@@ -289,12 +290,12 @@ def test_a_resumed_run_is_labelled_by_its_epochs_and_how_it_resumed() -> None:
     ("text", "value"), [("on", True), ("OFF", False), ("1", True), ("no", False)]
 )
 def test_the_optimizer_switch_reads_on_and_off(text: str, value: bool) -> None:
-    assert saving.parse_switch("optimizer", text) is value
+    assert parse_bool("optimizer", text) is value
 
 
 def test_bad_switches_and_epochs_name_the_problem() -> None:
-    with pytest.raises(LessonInputError, match="optimizer must be on or off"):
-        saving.parse_switch("optimizer", "maybe")
+    with pytest.raises(LessonInputError, match=r"optimizer must be true or false \(on or off\)"):
+        parse_bool("optimizer", "maybe")
     with pytest.raises(LessonInputError, match="from 1 to 50 for digits-cnn"):
         saving.check_resume(saving.SavingParams(epochs=51), None)
     assert saving.check_resume(saving.SavingParams(epochs=50), None) == 50

@@ -144,7 +144,7 @@ def test_warming_builds_every_lessons_default_view_without_an_error(
     from app.web.routes import pages
 
     with caplog.at_level("ERROR", logger="app.pages"):
-        pages.warm_lessons(settings, None).join(timeout=240)
+        pages.LessonWarmer(settings, None).join(timeout=240)
     assert not caplog.records, [r.getMessage() for r in caplog.records]
     assert transfer.sweep.cache_info().currsize == 1
     assert transfer.example_run.cache_info().currsize == 3

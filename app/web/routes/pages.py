@@ -20,20 +20,35 @@ router = APIRouter()
 log = logging.getLogger("app.pages")
 
 
-def warm_lessons(settings: Any, runs: Any) -> threading.Thread:
-    """Build every lesson's default view once, in a background thread: what the first visitor of
-    each page would otherwise wait for (the example runs are trained and cached)."""
+class LessonWarmer:
+    """Builds every lesson's default view once, in a background thread: what the first visitor
+    of each page would otherwise wait for (the example runs are trained and cached).
 
-    def warm() -> None:
+    ``stop()`` lets the lesson being built finish, then joins: a thread left running torch when
+    the interpreter exits would abort it."""
+
+    def __init__(self, settings: Any, runs: Any) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._warm, args=(settings, runs), name="warm-lessons", daemon=True
+        )
+        self._thread.start()
+
+    def _warm(self, settings: Any, runs: Any) -> None:
         for slug, view in VIEWS.items():
+            if self._stop.is_set():
+                return
             try:
                 view.build({}, settings, runs)
             except Exception:  # noqa: BLE001 - a page that fails here fails for its visitor too
                 log.exception("warming the %s lesson failed", slug)
 
-    thread = threading.Thread(target=warm, name="warm-lessons", daemon=True)
-    thread.start()
-    return thread
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
 
 
 def _lesson(slug: str) -> Lesson:

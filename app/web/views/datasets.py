@@ -13,23 +13,10 @@ from typing import Any
 
 from app.config import Settings
 from app.lessons import datasets
-from app.lessons.errors import LessonInputError
 from app.viz import datasets as datasets_figures
 from app.web.deps import limits_from
-from app.web.forms import params_from_query
+from app.web.forms import params_from_query, parse_bool
 from app.web.views.base import LessonView, source
-
-TRUE, FALSE = ("true", "1", "on", "yes"), ("false", "0", "off", "no")
-
-
-def parse_bool(name: str, text: str) -> bool:
-    """``true``/``false`` (as the page writes them), or a message naming the field."""
-    value = text.strip().lower()
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise LessonInputError(f"{name} must be true or false; got {text[:40]!r}.")
 
 
 def _parse(query: Mapping[str, str], settings: Settings) -> datasets.DatasetsParams:

@@ -19,7 +19,7 @@ from app.lessons import saving
 from app.lessons.errors import LessonInputError
 from app.viz import saving as saving_figures
 from app.web.deps import limits_from
-from app.web.forms import params_from_query
+from app.web.forms import params_from_query, parse_bool
 from app.web.views.base import LessonView, source
 
 MAX_ID = 64  # run ids are 32 characters at most; anything longer is not one
@@ -28,7 +28,7 @@ MAX_ID = 64  # run ids are 32 characters at most; anything longer is not one
 def _parse(query: Mapping[str, str], settings: Settings) -> saving.SavingParams:
     special = {
         "run": str.strip,
-        "optimizer": lambda text: saving.parse_switch("optimizer", text),
+        "optimizer": lambda text: parse_bool("optimizer", text),
     }
     params = params_from_query(saving.SavingParams(), query, special)
     if len(params.run) > MAX_ID:

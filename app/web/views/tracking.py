@@ -21,7 +21,8 @@ def _parse(query: Mapping[str, str], settings: Settings) -> tracking.TrackingPar
     return params_from_query(tracking.TrackingParams(), query, {})
 
 
-def _run_ids(text: str, limit: int) -> list[str]:
+def run_ids(text: str, limit: int) -> list[str]:
+    """``"a, b"`` -> ``["a", "b"]``: the runs a lesson compares, at most ``limit``, each once."""
     ids = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
     check_limit("runs compared", "tracking_max_runs", limit, len(ids))
     if len(set(ids)) != len(ids):
@@ -29,13 +30,21 @@ def _run_ids(text: str, limit: int) -> list[str]:
     return ids
 
 
-def _stored(runs: Any, run_id: str) -> tracking.TrackedRun:
+def tracked_run(runs: Any, run_id: str, task: str | None = None) -> tracking.TrackedRun:
+    """A stored run as the run lessons read it; a 422 naming it when there is none, or when it
+    is not of ``task``."""
+    if runs is None:
+        raise LessonInputError("runs: the run store is not open yet; try again in a moment")
     try:
         run = runs.store.get(run_id)
     except RunNotFound:
         raise LessonInputError(
             f"runs: there is no run {run_id!r}; /runs lists the runs there are"
         ) from None
+    if task is not None and run.task != task:
+        raise LessonInputError(
+            f"runs: run {run_id!r} is a {run.task} run; this page compares {task} runs"
+        )
     return tracking.TrackedRun(
         id=run.id,
         label=tracking.run_label(run.id, run.config),
@@ -48,10 +57,8 @@ def _stored(runs: Any, run_id: str) -> tracking.TrackedRun:
 
 
 def _explore(params: tracking.TrackingParams, settings: Settings, runs: Any) -> dict[str, Any]:
-    ids = _run_ids(params.runs, settings.tracking_max_runs)
-    if ids and runs is None:
-        raise LessonInputError("runs: the run store is not open yet; try again in a moment")
-    chosen = [_stored(runs, i) for i in ids] if ids else tracking.example_runs()
+    ids = run_ids(params.runs, settings.tracking_max_runs)
+    chosen = [tracked_run(runs, i) for i in ids] if ids else tracking.example_runs()
     result = tracking.explore(params, chosen)
     result["examples"] = not ids
     return result

@@ -8,57 +8,23 @@ from dataclasses import asdict
 from typing import Any
 
 from app.config import Settings
-from app.jobs import RunNotFound
-from app.jobs import tracking as run_files
 from app.jobs import transfer as transfer_task
 from app.lessons import transfer
-from app.lessons.errors import LessonInputError, check_limit
-from app.lessons.tracking import TrackedRun
 from app.viz import transfer as transfer_figures
 from app.web.forms import params_from_query
 from app.web.views.base import LessonView, source
+from app.web.views.tracking import run_ids, tracked_run
 
 
 def _parse(query: Mapping[str, str], settings: Settings) -> transfer.TransferParams:
     return params_from_query(transfer.TransferParams(), query, {})
 
 
-def _run_ids(text: str, limit: int) -> list[str]:
-    ids = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
-    check_limit("runs compared", "tracking_max_runs", limit, len(ids))
-    if len(set(ids)) != len(ids):
-        raise LessonInputError("runs: each run may be listed once")
-    return ids
-
-
-def _stored(runs: Any, run_id: str) -> TrackedRun:
-    try:
-        run = runs.store.get(run_id)
-    except RunNotFound:
-        raise LessonInputError(
-            f"runs: there is no run {run_id!r}; /runs lists the runs there are"
-        ) from None
-    if run.task != transfer_task.TRANSFER.name:
-        raise LessonInputError(
-            f"runs: run {run_id!r} is a {run.task} run; this page compares transfer runs"
-        )
-    return TrackedRun(
-        id=run.id,
-        label=f"{run.config.get('mode')} ({run.id})",
-        task=run.task,
-        status=run.status,
-        config=run.config,
-        metrics=runs.store.metrics(run.id),
-        summary=run_files.read_summary(runs.artifacts_dir(run.id)),
-    )
-
-
 def _explore(params: transfer.TransferParams, settings: Settings, runs: Any) -> dict[str, Any]:
-    ids = _run_ids(params.runs, settings.tracking_max_runs)
-    if ids and runs is None:
-        raise LessonInputError("runs: the run store is not open yet; try again in a moment")
+    ids = run_ids(params.runs, settings.tracking_max_runs)
     transfer.check_params(params)
-    chosen = [_stored(runs, i) for i in ids] if ids else transfer.example_runs()
+    task = transfer_task.TRANSFER.name
+    chosen = [tracked_run(runs, i, task) for i in ids] if ids else transfer.example_runs()
     return transfer.explore(params, chosen, examples=not ids)
 
 
