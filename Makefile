@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test lint bench chromium clean screenshot
+.PHONY: install run test lint bench loadtest chromium clean screenshot
 
 install: $(STAMP)
 
@@ -41,6 +41,13 @@ test: install chromium lint
 
 bench: install
 	$(PY) -m bench
+
+# 50 simulated learners for 60 s against a real server on loopback; fails when an interactive
+# endpoint's p99 reaches 500 ms or anything errs (docs/reliability.md). Override with
+# e.g. `make loadtest LOADTEST_ARGS="--learners 20 --duration 30"`.
+LOADTEST_ARGS ?= --learners 50 --duration 60
+loadtest: install
+	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
 
 screenshot: install chromium
 	EXPLORER_CHROMIUM=$(CHROMIUM) $(PY) -m bench.screenshot docs/screenshot.png

@@ -19,8 +19,13 @@ the run's TensorBoard scalars. Why the parent and not the worker:
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import multiprocessing as mp
 import os
+import select
+import shutil
+import signal
 import threading
 import time
 import traceback
@@ -35,9 +40,159 @@ from typing import Any
 from app.jobs import store as st
 from app.jobs import tracking
 from app.jobs.store import RunStore
-from app.jobs.tasks import ConfigError, Task, get_task, load_checkpoint, save_checkpoint
+from app.jobs.tasks import (
+    CHECKPOINT_FILE,
+    STATE_DICT_FILE,
+    ConfigError,
+    Task,
+    get_task,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 STOP_GRACE_S = 5.0
+LOCK_FILE = "runner.lock"  # in the data dir: one runner (one server) per data dir
+# The worker writes its checkpoint files here first and moves each into place only once it is
+# whole, so a run that fails while saving (a full disk, a kill) never leaves a torn checkpoint.
+STAGING_DIR = ".saving"
+
+
+class DataDirInUse(RuntimeError):
+    """Another server's runner holds the data dir; starting a second one would interrupt its
+    runs and mix two writers' artifacts."""
+
+    def __init__(self, data_dir: Path, pid: str) -> None:
+        who = f"pid {pid}" if pid else "a process whose pid is not recorded"
+        super().__init__(
+            f"The data dir {data_dir} is already used by another PyTorch Explorer server "
+            f"({who}, holding {Path(data_dir) / LOCK_FILE}): stop that server first, or start "
+            "this one with another EXPLORER_DATA_DIR."
+        )
+        self.data_dir = Path(data_dir)
+        self.pid = pid
+
+
+def _lock_data_dir(data_dir: Path) -> Any:
+    """Take the data dir's exclusive lock (``flock``; the kernel drops it when the process dies,
+    a ``kill -9`` included) and write this process's pid into it; raises ``DataDirInUse``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOCK_FILE
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip()[:32]
+        handle.close()
+        raise DataDirInUse(data_dir, pid) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """Why a worker process ended, in words: ``-9`` is "killed by signal 9 (SIGKILL)"."""
+    if exitcode is None:
+        return "the worker process ended without an exit code"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"the worker process died (killed by signal {-exitcode}, {name})"
+    return f"worker process exited with code {exitcode}"
+
+
+def describe_error(exc: BaseException, artifacts_dir: str) -> str:
+    """The run's error message; a full disk says so in words, naming where it wrote."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no disk space left for the run's artifacts in {artifacts_dir} ({text}): free some "
+            "space and start the run again"
+        )
+    return text
+
+
+def store_error(exc: BaseException) -> str:
+    """Why the server could not record a run's news (its database write failed), in words."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {first}".rstrip(": ")
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or "database or disk is full" in first:
+        return (
+            f"no disk space left for the run store: the database refused a write ({text}); the "
+            "metrics recorded before this are kept. Free some space and start the run again"
+        )
+    return f"the server could not record this run: {text}"
+
+
+def _die_with_parent(conn: Connection) -> None:
+    """Make sure a worker never outlives the server that started it.
+
+    Two guards: ``PR_SET_PDEATHSIG`` (Linux) kills this process when its parent (the fork server,
+    which exits when the server does) goes; and a thread that waits on the metrics pipe and exits
+    the process as soon as the server's end of it is gone (a killed server closes it), even while
+    the training loop is busy and sends nothing.
+    """
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if not hasattr(select, "poll"):
+        return
+    fd = conn.fileno()
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, select.POLLERR | select.POLLHUP)
+        while True:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+            if any(
+                mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in events
+            ):
+                if any(mask & select.POLLNVAL for _, mask in events):
+                    return  # our own end was closed: the worker is finishing
+                os._exit(70)  # the server is gone: nobody will read what this run makes
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _probe_writes(staging: Path) -> None:
+    """Write a block to each file torch was writing; raises the ``OSError`` (``ENOSPC``, ...)
+    that torch's message left out, or returns when plain writes work there."""
+    for name in (CHECKPOINT_FILE, STATE_DICT_FILE):
+        with (staging / name).open("wb") as probe:
+            probe.write(bytes(4096))
+            probe.flush()
+            os.fsync(probe.fileno())
+
+
+def _save_artifacts(artifacts_dir: Path, task: Task, cfg: Any, result: Any) -> None:
+    """The checkpoint and state_dict, each moved into place only once fully written."""
+    staging = artifacts_dir / STAGING_DIR
+    try:
+        try:
+            save_checkpoint(staging, task.name, cfg.model_dump(), result)
+        except RuntimeError as exc:
+            # torch's C++ writer reports a failed write as "basic_ios::clear: iostream error",
+            # without the errno: the same files written with plain I/O say what it was.
+            _probe_writes(staging)
+            raise exc from None
+        for path in sorted(staging.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                os.replace(path, artifacts_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class QueueFull(RuntimeError):
@@ -109,6 +264,9 @@ class _Outbox:
         self.sent_at = time.monotonic()
 
 
+RUN_NICENESS = 10  # added to a run worker's nice value (lower CPU priority)
+
+
 def _worker_main(
     task: Task,
     config: dict[str, Any],
@@ -121,6 +279,11 @@ def _worker_main(
     """Entry point of a worker process; torch uses ``threads`` threads in it."""
     import torch
 
+    _die_with_parent(conn)
+    # Training is batch work: below the web process and the sandbox, so a class's page loads
+    # and slider moves are answered first while runs use whatever CPU is left.
+    with contextlib.suppress(OSError):
+        os.nice(RUN_NICENESS)
     torch.set_num_threads(threads)
     outbox = _Outbox(conn)
     try:
@@ -139,17 +302,17 @@ def _worker_main(
 
         result = task.train(cfg, emit, stop_event.is_set, progress=progress, resume=resume)
         outbox.flush()
-        save_checkpoint(Path(artifacts_dir), task.name, cfg.model_dump(), result)
+        _save_artifacts(Path(artifacts_dir), task, cfg, result)
         writer = tracking.open_writer(Path(artifacts_dir))
         tracking.write_summary(writer, Path(artifacts_dir), result.summary, result.epoch)
         writer.close()
         conn.send(("done", result.epoch))
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        text = f"{type(exc).__name__}: {exc}"
-        try:
+        text = describe_error(exc, artifacts_dir)
+        with contextlib.suppress(OSError, ValueError):  # a broken pipe: the server is gone
             outbox.flush()  # every metric logged before the error is kept
             conn.send(("error", text, traceback.format_exc()))
-        finally:
+        with contextlib.suppress(OSError):
             conn.close()
         os._exit(1)
     conn.close()
@@ -212,10 +375,19 @@ class LocalRunner(Runner):
         self._queue: deque[_Pending] = deque()
         self._active: dict[str, _Active] = {}
         self._starting: set[str] = set()  # taken off the queue, process not started yet
+        # Final statuses the store refused to write (its disk was full): retried every round.
+        self._unwritten: dict[str, tuple[str, str | None]] = {}
         self._closed = False
         self._wake = threading.Event()  # set by submit/cancel/shutdown: the supervisor acts now
+        # One runner per data dir, taken before anything is touched: a second server on the same
+        # data dir must not mark this one's running runs interrupted (recover) or share its runs.
+        self._dir_lock = _lock_data_dir(self.data_dir)
         if recover:
-            store.recover()
+            try:
+                store.recover()
+            except BaseException:
+                self._release_dir()
+                raise
         self._thread = threading.Thread(target=self._supervise, name="run-supervisor", daemon=True)
         self._thread.start()
 
@@ -295,6 +467,13 @@ class LocalRunner(Runner):
         for item in queued:
             self._finish(item.run_id, st.INTERRUPTED, "the server stopped while it was queued")
         self._thread.join(timeout=timeout_s + 5)
+        self._release_dir()
+
+    def _release_dir(self) -> None:
+        handle, self._dir_lock = self._dir_lock, None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()  # closing the file drops the flock
 
     # -- supervisor -----------------------------------------------------------------------------
 
@@ -305,9 +484,26 @@ class LocalRunner(Runner):
                 self._on_change(run_id)
 
     def _finish(self, run_id: str, status: str, error: str | None = None) -> bool:
-        changed = self.store.finish(run_id, status, error)
+        try:
+            changed = self.store.finish(run_id, status, error)
+        except st.RunNotFound:
+            raise
+        except Exception:  # noqa: BLE001 - the store cannot write now (full disk, locked)
+            # The final word is kept here and written once the store takes writes again, so the
+            # run does not stay "running" while this server lives.
+            self._unwritten.setdefault(run_id, (status, error))
+            return False
         self._changed(run_id)
         return changed
+
+    def _retry_unwritten(self) -> None:
+        for run_id, (status, error) in list(self._unwritten.items()):
+            try:
+                self.store.finish(run_id, status, error)
+            except Exception:  # noqa: BLE001 - still failing: try again on the next round
+                return
+            self._unwritten.pop(run_id, None)
+            self._changed(run_id)
 
     def _request_stop(self, active: _Active, status: str, error: str | None) -> None:
         """Caller holds the lock. The first final word wins; the store is updated at once."""
@@ -350,7 +546,11 @@ class LocalRunner(Runner):
             return None  # cancelled while queued
         self._changed(item.run_id)
         artifacts = self.artifacts_dir(item.run_id)
-        artifacts.mkdir(parents=True, exist_ok=True)
+        try:
+            artifacts.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._finish(item.run_id, st.FAILED, describe_error(exc, str(artifacts)))
+            return None
         recv, send = self._ctx.Pipe(duplex=False)
         stop_event = self._ctx.Event()
         process = self._ctx.Process(
@@ -378,7 +578,10 @@ class LocalRunner(Runner):
         active = _Active(
             item.run_id, process, recv, stop_event, time.monotonic() + self.time_limit_s
         )
-        active.scalars = tracking.open_writer(artifacts)
+        try:
+            active.scalars = tracking.open_writer(artifacts)
+        except Exception:  # noqa: BLE001 - no TensorBoard files (full disk?); the store has all
+            active.scalars = None
         return active
 
     def _drain(self, active: _Active) -> None:
@@ -401,13 +604,33 @@ class LocalRunner(Runner):
         if active.buffered:
             self.store.add_metrics(active.run_id, [m[:3] for m in active.buffered])
             if active.scalars is not None:
-                for step, name, value, wall_time in active.buffered:
-                    active.scalars.add_scalar(name, value, step, walltime=wall_time)
+                try:
+                    for step, name, value, wall_time in active.buffered:
+                        active.scalars.add_scalar(name, value, step, walltime=wall_time)
+                except Exception:  # noqa: BLE001 - e.g. a full disk: the store has the metrics
+                    self._drop_scalars(active)
             active.buffered = []
         if progress is not None:
             self.store.update_progress(active.run_id, progress)
         if news:
             self._changed(active.run_id)
+
+    @staticmethod
+    def _drop_scalars(active: _Active) -> None:
+        """Stop writing the run's TensorBoard scalars (their writer failed, e.g. no disk space
+        left); the metrics stay in the store, which is what the app shows."""
+        writer, active.scalars = active.scalars, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def _fail_broken(self, active: _Active, exc: BaseException) -> None:
+        """The supervisor could not look after a run (its store write failed, say): the run
+        fails naming why, its process is stopped, and the other runs go on."""
+        with self._lock, contextlib.suppress(Exception):
+            self._request_stop(active, st.FAILED, store_error(exc))
+        with contextlib.suppress(Exception):
+            active.process.kill()
 
     def _finalize(self, active: _Active) -> None:
         active.process.join(timeout=1)
@@ -425,7 +648,7 @@ class LocalRunner(Runner):
         elif active.done and active.process.exitcode == 0:
             self._finish(active.run_id, st.COMPLETED)
         else:
-            error = active.error or f"worker process exited with code {active.process.exitcode}"
+            error = active.error or exit_reason(active.process.exitcode)
             self._finish(active.run_id, st.FAILED, error)
 
     def _supervise(self) -> None:
@@ -440,11 +663,17 @@ class LocalRunner(Runner):
         with contextlib.suppress(Exception):
             import torch.utils.tensorboard  # noqa: F401  (here, not in the first run's path)
         while True:
-            self._start_queued()
+            if self._unwritten:
+                self._retry_unwritten()
+            try:
+                self._start_queued()
+            except Exception:  # noqa: BLE001 - the supervisor must outlive any one run's start
+                time.sleep(self._poll_s)
             with self._lock:
                 actives = list(self._active.values())
                 closed = self._closed
             if closed and not actives:
+                self._retry_unwritten()
                 return
             handles: list[Any] = [a.conn for a in actives if not a.eof]
             handles += [a.process.sentinel for a in actives]
@@ -455,9 +684,20 @@ class LocalRunner(Runner):
             self._wake.clear()
             now = time.monotonic()
             for active in actives:
-                self._drain(active)
+                try:
+                    self._drain(active)
+                except Exception as exc:  # noqa: BLE001 - one run's trouble never stops the rest
+                    self._fail_broken(active, exc)
                 if not active.process.is_alive():
-                    self._finalize(active)
+                    try:
+                        self._finalize(active)
+                    except Exception as exc:  # noqa: BLE001
+                        self._fail_broken(active, exc)
+                        with self._lock:
+                            self._active.pop(active.run_id, None)
+                        self._drop_scalars(active)
+                        with contextlib.suppress(Exception):
+                            active.conn.close()
                     continue
                 if active.final is None and now > active.deadline:
                     with self._lock:

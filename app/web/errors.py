@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from app.lessons.errors import LessonError
 from app.lessons.images import ImageTooLarge, UnsupportedImage
 from app.sandbox import SandboxRefused
 from app.sandbox.isolation import SandboxBusy
+from app.web.schemas import ERROR_MEANINGS, ApiError
 from app.web.templating import render
 
 log = logging.getLogger("app.errors")
@@ -101,12 +103,84 @@ def upload_over_limit(limit: int, got: int | None, setting: str) -> str:
     return f"The upload{size} is over the limit of {limit} bytes (setting {setting})."
 
 
+# What FastAPI and Starlette say about a body they cannot parse (bytes that are not UTF-8 JSON,
+# a broken multipart form); the learner is told what the route expected instead.
+UNPARSABLE = "There was an error parsing the body"
+
+
+def unparsable_body(content_type: str) -> str:
+    """The 400 message for a body that could not be parsed as its Content-Type says."""
+    if content_type.startswith("multipart/"):
+        return "The multipart form could not be parsed: send its fields as a browser form does."
+    return (
+        "The request body could not be parsed: send UTF-8 JSON with Content-Type application/json."
+    )
+
+
 # Lesson errors that are not a plain 422, by class (a subclass inherits its parent's status).
 LESSON_STATUS: dict[type[LessonError], int] = {UnsupportedImage: 415, ImageTooLarge: 413}
 
 
+# FastAPI documents a 422 as its own HTTPValidationError ({"detail": [...]}); ours is reshaped
+# above into an ApiError ({"detail": "...", "errors": [...]}), so the schema says that instead.
+_FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+_API_ERROR = "#/components/schemas/ApiError"
+
+
+def _documented(schema: dict[str, Any]) -> dict[str, Any]:
+    """The app's OpenAPI with the errors every operation can answer because of this module and
+    of the body limit: 422 as an ApiError; 400 (unreadable) and 413 (too large) with a body."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault(
+        "ApiError", ApiError.model_json_schema(ref_template="#/components/schemas/{model}")
+    )
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            content = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if content.get("schema", {}).get("$ref") == _FASTAPI_422:
+                responses["422"] = _error_response(422)
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    # The handlers answer the API in JSON whatever the route's own media type
+                    # (an event stream, a file): a 4xx is documented as the JSON it is.
+                    content = response.get("content", {})
+                    shape = next((c["schema"] for c in content.values() if "schema" in c), None)
+                    response["content"] = {
+                        "application/json": {"schema": shape or {"$ref": _API_ERROR}}
+                    }
+            body = operation.get("requestBody", {}).get("content", {})
+            if body:
+                responses.setdefault("400", _error_response(400))
+                responses.setdefault("413", _error_response(413))
+    if _FASTAPI_422 not in json.dumps(schema):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+    return schema
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {
+        "description": ERROR_MEANINGS[status],
+        "content": {"application/json": {"schema": {"$ref": _API_ERROR}}},
+    }
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make ``app.openapi()`` describe the error bodies the handlers below really send."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _documented(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the mapping from exceptions to responses on ``app``."""
+    """Register the mapping from exceptions to responses on ``app``, and document it."""
+    document_errors(app)
 
     @app.exception_handler(LessonError)
     async def lesson_error(request: Request, exc: LessonError) -> Response:
@@ -157,6 +231,8 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is nothing at {request.url.path}."
+        elif exc.status_code == 400 and detail == UNPARSABLE:
+            detail = unparsable_body(request.headers.get("content-type", ""))
         return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)

@@ -9,11 +9,42 @@ from pydantic import BaseModel, ConfigDict, Field
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
+class JsonBody(BaseModel):
+    """A request body read as its schema says: strict, so ``false`` is not taken for 0, nor
+    ``"3"`` for 3 (JSON numbers still fill float fields)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class ApiError(BaseModel):
+    """Every error answer of the API; other fields (``limit``, ``line``, ``errors``...) may join."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str = Field(description="what was wrong, for a learner: which field, which limit")
+
+
+# What each error status means across the API, for the OpenAPI ``responses`` of the routes.
+ERROR_MEANINGS: dict[int, str] = {
+    400: "the body could not be parsed as its Content-Type says",
+    404: "there is no such resource (the detail names it)",
+    413: "the body or upload is over its byte limit (the detail names the setting)",
+    415: "the upload is not a picture format the lesson reads",
+    422: "a field is invalid or over a limit (the detail names which)",
+    429: "too busy right now: try again after Retry-After seconds",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, each an :class:`ApiError`."""
+    return {s: {"model": ApiError, "description": ERROR_MEANINGS[s]} for s in statuses}
+
+
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-class SoftmaxRequest(BaseModel):
+class SoftmaxRequest(JsonBody):
     """Logits for one sample (a list) or a batch (a list of rows)."""
 
     model_config = ConfigDict(
@@ -47,7 +78,7 @@ class ActivationCurve(BaseModel):
     derivative: list[float] = Field(description="dy/dx from autograd")
 
 
-class VanishingRequest(BaseModel):
+class VanishingRequest(JsonBody):
     activation: str = Field(default="sigmoid", examples=["sigmoid"])
     depth: int = Field(default=10, description="Linear+activation layers")
     width: int = Field(default=16, description="units per layer")
@@ -66,7 +97,7 @@ class VanishingResponse(BaseModel):
     layers: list[LayerGradient]
 
 
-class DeadReluRequest(BaseModel):
+class DeadReluRequest(JsonBody):
     negative_slope: Finite = Field(default=0.0, description="0 is plain ReLU")
     dead_units: int = Field(default=16, description="hidden units (of 16) that start dead")
     steps: int = Field(default=200, description="SGD steps")
@@ -94,7 +125,7 @@ class LessonViewResponse(BaseModel):
 EXAMPLE_PROGRAM = "x = torch.tensor([1., 2.], requires_grad=True)\ny = x + 2\nz = y * y\n"
 
 
-class ProgramRequest(BaseModel):
+class ProgramRequest(JsonBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"code": EXAMPLE_PROGRAM}]})
 
     code: str = Field(description="PyTorch-flavoured Python: parsed and interpreted, never exec'd")
@@ -122,7 +153,7 @@ class ProgramResponse(BaseModel):
     truncated: bool = Field(default=False, description="later steps ran but were not recorded")
 
 
-class GraphRequest(BaseModel):
+class GraphRequest(JsonBody):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"code": EXAMPLE_PROGRAM, "backward": None}]}
     )

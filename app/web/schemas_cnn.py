@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.web.schemas import JsonBody
+
 # Strict: JSON true/false are not numbers here (lax mode would read them as 1 and 0).
 Number = Annotated[float, Field(strict=True)]
 Nested = list[list[Number]] | list[list[list[Number]]]
@@ -24,7 +26,7 @@ class SizeFormula(BaseModel):
     text: str = Field(description="the formula with the numbers filled in")
 
 
-class ConvolveRequest(BaseModel):
+class ConvolveRequest(JsonBody):
     """A small matrix and a kernel, as F.conv2d takes them without the batch dimensions."""
 
     model_config = ConfigDict(
@@ -71,7 +73,7 @@ class ConvolveResponse(BaseModel):
     formula: list[SizeFormula] = Field(description="the output-size formula for H and W")
 
 
-class PoolRequest(BaseModel):
+class PoolRequest(JsonBody):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
 from typing import Any
 
 from fastapi import Request
@@ -22,9 +23,25 @@ _FORMATTER = HtmlFormatter(cssclass="code", wrapcode=True)
 _LEXER = PythonLexer()
 
 
+# Highlighting is the costliest part of a render (about half of a lesson partial's time under
+# load, measured by bench/loadtest.py), and most pages show the same sources on every request:
+# the lessons' own functions, and snippets that change with a few slider values. Bounded: a
+# learner's own program in the query string is cached too, up to this many sources of at most
+# CODE_CACHE_CHARS each (about 15 MB at the worst, a few MB in practice).
+CODE_CACHE_SIZE = 256
+CODE_CACHE_CHARS = 20_000
+
+
+@lru_cache(maxsize=CODE_CACHE_SIZE)
+def _highlighted(source: str) -> Markup:
+    return Markup(highlight(source, _LEXER, _FORMATTER))
+
+
 def code_block(source: str) -> Markup:
     """Python source as highlighted HTML (Pygments escapes it)."""
-    return Markup(highlight(source, _LEXER, _FORMATTER))
+    if len(source) > CODE_CACHE_CHARS:
+        return Markup(highlight(source, _LEXER, _FORMATTER))
+    return _highlighted(source)
 
 
 def fmt(value: float | int, digits: int = 4) -> str:

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.lessons import cnn
 from app.viz import cnn as cnn_figures
 from app.web.deps import SettingsDep, limits_from
+from app.web.schemas import error_responses
 from app.web.schemas_cnn import (
     ConvolveRequest,
     ConvolveResponse,
@@ -94,7 +95,7 @@ KernelField = Annotated[
 PoolField = Annotated[str, Form(description="max, min or avg")]
 
 
-@router.post("/api/cnn/image")
+@router.post("/api/cnn/image", responses=error_responses(415))
 async def image(
     settings: SettingsDep,
     file: FileField = None,

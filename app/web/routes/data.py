@@ -7,11 +7,12 @@ from pydantic import BaseModel, Field
 
 from app.lessons import datasets
 from app.web.deps import SettingsDep, limits_from
+from app.web.schemas import JsonBody
 
 router = APIRouter(tags=["data"])
 
 
-class BatchesRequest(BaseModel):
+class BatchesRequest(JsonBody):
     size: int = Field(default=10, description="samples in the Dataset, 1 to max_dataset_size")
     batch_size: int = Field(default=4, description="samples per batch")
     shuffle: bool = Field(default=False, description="a new order every epoch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from typing import Any
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from app.lessons.registry import BY_SLUG, LESSONS, Lesson, neighbours
 from app.web.deps import SettingsDep
-from app.web.schemas import LessonViewResponse
+from app.web.schemas import LessonViewResponse, error_responses
 from app.web.templating import render
 from app.web.views import VIEWS, LessonView
 
@@ -20,9 +21,32 @@ router = APIRouter()
 log = logging.getLogger("app.pages")
 
 
+_frozen = threading.Lock()
+_frozen_done = False
+
+
+def freeze_startup_heap() -> None:
+    """Move what start-up built (torch, the app, the warmed lessons' caches: about half a
+    million objects) out of the cyclic garbage collector's reach, once per process.
+
+    Those objects live as long as the server, yet every full collection walked them all while
+    holding the GIL: 0.6-0.8 s on the 2-CPU machine, during which no request moved. Under the
+    load test (bench/loadtest.py) such pauses stalled a class's first page loads by more than a
+    second. After ``gc.freeze()`` a full collection only walks what requests made since."""
+    global _frozen_done
+    with _frozen:
+        if _frozen_done:
+            return
+        _frozen_done = True
+        gc.collect()  # free start-up's garbage first: whatever is frozen is never collected
+        gc.freeze()
+        log.info("froze %d start-up objects out of the garbage collector", gc.get_freeze_count())
+
+
 class LessonWarmer:
     """Builds every lesson's default view once, in a background thread: what the first visitor
-    of each page would otherwise wait for (the example runs are trained and cached).
+    of each page would otherwise wait for (the example runs are trained and cached); then
+    freezes the start-up heap (``freeze_startup_heap``).
 
     ``stop()`` lets the lesson being built finish, then joins: a thread left running torch when
     the interpreter exits would abort it."""
@@ -42,6 +66,7 @@ class LessonWarmer:
                 view.build({}, settings, runs)
             except Exception:  # noqa: BLE001 - a page that fails here fails for its visitor too
                 log.exception("warming the %s lesson failed", slug)
+        freeze_startup_heap()
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
@@ -97,7 +122,7 @@ def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Respon
     return render(request, f"lessons/_{slug}.html", context)
 
 
-@router.get("/api/lessons/{slug}/view", tags=["lessons"])
+@router.get("/api/lessons/{slug}/view", tags=["lessons"], responses=error_responses(404))
 def lesson_view(slug: str, request: Request, settings: SettingsDep) -> LessonViewResponse:
     """The JSON twin of a lesson page: the same query string, the numbers and figures it shows."""
     view = _view(slug)

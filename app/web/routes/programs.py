@@ -14,9 +14,16 @@ from app.config import Settings
 from app.sandbox import SandboxLimits, run_program_isolated
 from app.sandbox.isolation import configure_pool, get_pool
 from app.web.deps import SettingsDep, limits_from
-from app.web.schemas import GraphRequest, GraphResponse, ProgramRequest, ProgramResponse
+from app.web.schemas import (
+    GraphRequest,
+    GraphResponse,
+    ProgramRequest,
+    ProgramResponse,
+    error_responses,
+)
 
-router = APIRouter(tags=["programs"])
+# 429: every sandbox worker stayed busy for program_queue_seconds.
+router = APIRouter(tags=["programs"], responses=error_responses(429))
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:

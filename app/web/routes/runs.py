@@ -24,8 +24,12 @@ from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE
 from app.jobs.tracking import TENSORBOARD_DIR, ArtifactMissing, tensorboard_zip
 from app.web.deps import SettingsDep
 from app.web.live import Runs
+from app.web.schemas import error_responses
 
 router = APIRouter(tags=["runs"])
+
+# A route under /api/runs/{run_id} answers 404 when there is no such run.
+NO_RUN = error_responses(404)
 
 # A stream re-reads the store at least this often, even when no one has told it of news.
 STREAM_POLL_S = 1.0
@@ -135,7 +139,7 @@ def tasks() -> TasksResponse:
     return TasksResponse(tasks=[TaskInfo(**t.describe()) for t in all_tasks()])
 
 
-@router.post("/api/runs", status_code=202)
+@router.post("/api/runs", status_code=202, responses=error_responses(429))
 def create_run(body: RunRequest, request: Request) -> RunCreated:
     """Validate and queue a run. 422 names a bad config field and its bound; 429 when the queue
     is full (``Retry-After`` says when to try again)."""
@@ -156,14 +160,14 @@ def list_runs(
     return RunsResponse(runs=[describe(runs, run, metrics) for run in listed])
 
 
-@router.get("/api/runs/{run_id}")
+@router.get("/api/runs/{run_id}", responses=NO_RUN)
 def get_run(run_id: str, request: Request) -> RunModel:
     """One run with every metric logged so far."""
     runs = runs_of(request)
     return describe(runs, stored_run(runs, run_id), with_metrics=True)
 
 
-@router.post("/api/runs/{run_id}/cancel")
+@router.post("/api/runs/{run_id}/cancel", responses=NO_RUN)
 def cancel_run(run_id: str, request: Request) -> CancelResponse:
     """Stop a queued or running run; a finished run keeps its status."""
     runs = runs_of(request)
@@ -171,7 +175,7 @@ def cancel_run(run_id: str, request: Request) -> CancelResponse:
     return CancelResponse(status=runs.runner.cancel(run_id))
 
 
-@router.get("/api/runs/{run_id}/events", response_class=EventSourceResponse)
+@router.get("/api/runs/{run_id}/events", response_class=EventSourceResponse, responses=NO_RUN)
 async def run_events(
     run_id: str,
     request: Request,
@@ -186,9 +190,17 @@ async def run_events(
     runs = runs_of(request)
     seen = max(after, last_event_id or 0)
     sent_status: tuple[str, float] | None = None
-    with runs.events.subscribe(run_id) as news:
-        while True:
-            news.clear()
+    while True:
+        # A client that has gone is noticed here, within a poll: the server's writes to a closed
+        # connection do not fail, so the stream would otherwise live on, unread, until its run
+        # ends.
+        if await request.is_disconnected():
+            return
+        out: list[ServerSentEvent] = []
+        # Subscribed while reading and waiting, never while suspended at a yield: a stream
+        # abandoned there (its client gone) holds no subscription. Subscribing before the reads
+        # means news published after them still wakes the wait.
+        with runs.events.subscribe(run_id) as news:
             # The status first: a run is marked completed only after its last metric is stored,
             # so metrics read after a final status include every one of them.
             # A cancelled run is final in the store at once, but its worker may still be
@@ -199,22 +211,29 @@ async def run_events(
             fresh = await run_in_threadpool(runs.store.metrics_since, run_id, seen)
             for metric in fresh:
                 seen = metric.id
-                yield ServerSentEvent(
-                    event="metric",
-                    id=str(metric.id),
-                    data={"step": metric.step, "name": metric.name, "value": metric.value},
+                out.append(
+                    ServerSentEvent(
+                        event="metric",
+                        id=str(metric.id),
+                        data={"step": metric.step, "name": metric.name, "value": metric.value},
+                    )
                 )
             ended = run.is_final and not held
             status = (run.status, round(run.progress, 4))
             if status != sent_status and (ended or not run.is_final):
                 sent_status = status
-                yield ServerSentEvent(
-                    event="status", data={"status": run.status, "progress": status[1]}
+                out.append(
+                    ServerSentEvent(
+                        event="status", data={"status": run.status, "progress": status[1]}
+                    )
                 )
-            if ended:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(news.wait(), timeout=STREAM_POLL_S)
+            if not out and not ended:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(news.wait(), timeout=STREAM_POLL_S)
+        for event in out:
+            yield event
+        if ended:
+            return
 
 
 def artifact(runs: Runs, run_id: str, name: str, what: str) -> FileResponse:
@@ -228,7 +247,7 @@ def artifact(runs: Runs, run_id: str, name: str, what: str) -> FileResponse:
 @router.get(
     "/api/runs/{run_id}/checkpoint",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **NO_RUN},
 )
 def checkpoint(run_id: str, request: Request) -> FileResponse:
     """``{"model", "optimizer", "epoch", "task", "config"}``, saved with torch.save: plain
@@ -239,7 +258,7 @@ def checkpoint(run_id: str, request: Request) -> FileResponse:
 @router.get(
     "/api/runs/{run_id}/state_dict",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={200: {"content": {"application/octet-stream": {}}}, **NO_RUN},
 )
 def state_dict(run_id: str, request: Request) -> FileResponse:
     """``torch.save(model.state_dict())`` of the final model."""
@@ -249,7 +268,7 @@ def state_dict(run_id: str, request: Request) -> FileResponse:
 @router.get(
     "/api/runs/{run_id}/tensorboard",
     response_class=Response,
-    responses={200: {"content": {"application/zip": {}}}},
+    responses={200: {"content": {"application/zip": {}}}, **NO_RUN},
 )
 def tensorboard(run_id: str, request: Request) -> Response:
     """The run's TensorBoard event files as a zip: unzip into a folder, then

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from app.lessons import transforms
 from app.lessons.errors import LessonInputError
 from app.web.deps import SettingsDep
+from app.web.schemas import error_responses
 from app.web.uploads import image_from_request
 from app.web.views.transforms import limits
 
@@ -78,7 +79,7 @@ def parse_pipeline_json(text: str, limits: transforms.TransformLimits) -> list[t
     return transforms.check_pipeline(raw, limits)
 
 
-@router.post("/api/transforms/apply")
+@router.post("/api/transforms/apply", responses=error_responses(415))
 async def apply(
     settings: SettingsDep,
     pipeline: Annotated[

@@ -1,0 +1,160 @@
+"""Hypothesis-generated programs against the learner-code sandbox, through POST /api/tensors/run.
+
+A grammar of statements (tensors of random shapes and dtypes, arithmetic, loops,
+comprehensions, dunder walks, imports, open(), eval/exec, getattr tricks, huge numbers and
+allocations, deep nesting, format-string tricks) and raw random text. Properties: the answer is
+a 200 or a 4xx with a message, never a 5xx; the server keeps answering /healthz; the marker file
+the programs try to create never exists; a secret in the server's environment never shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.config import Settings
+from app.main import create_app
+
+EXAMPLES = 150
+MARKER = Path("/tmp") / f"explorer-fuzz-escape-{uuid.uuid4().hex}"
+SECRET = f"fuzz-secret-{uuid.uuid4().hex}"
+# Set before the app (and its sandbox workers) start, so a leak would have something to leak.
+os.environ["EXPLORER_FUZZ_SECRET"] = SECRET
+
+M = str(MARKER)
+ESCAPES = [
+    f"open({M!r}, 'w').write('x')",
+    f"import os\nos.system('touch {M}')",
+    f"__import__('os').system('touch {M}')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "x = ().__class__.__mro__[1].__subclasses__()",
+    "(lambda: 0).__globals__",
+    "f = lambda: 0\ng = f.__globals__['__builtins__']",
+    "__builtins__",
+    "torch.__dict__",
+    "getattr(torch, '__loader__')",
+    "getattr(getattr(torch, 'tensor'), '__globals__')",
+    "torch.tensor(1).__class__.__init__.__globals__",
+    f"eval(\"open({M!r}, 'w')\")",
+    f"exec(\"import os; os.system('touch {M}')\")",
+    "compile('1', 'x', 'eval')",
+    "globals()",
+    "locals()",
+    "vars()",
+    "import subprocess\nsubprocess.run(['id'])",
+    "from os import environ\nprint(environ)",
+    "import sys\nprint(sys.modules)",
+    "print(torch.load)",
+    f"torch.save(torch.ones(1), {M!r})",
+    "'{0.__class__.__init__.__globals__}'.format(torch)",
+    "'{.__class__}'.format(1)",
+    "f'{torch.__spec__}'",
+    "print('%s' % (torch.__file__,))",
+    "type('X', (), {})",
+    "object.__subclasses__()",
+    "x = [].__class__.__base__",
+    "torch.ones(2).numpy().__array_interface__",
+    "torch.ops.aten",
+    "torch.from_file('/etc/passwd')",
+    "torch.hub.load('x', 'y')",
+    "breakpoint()",
+    "input()",
+    "help()",
+    "while True:\n    pass",
+    "x = 10 ** 10 ** 10",
+    "x = 2 ** 100000",
+    "x = 'a' * 10 ** 9",
+    "x = [0] * 10 ** 9",
+    "x = torch.zeros(100000, 100000)",
+    "x = torch.ones(10 ** 12)",
+    "def f():\n    return f()\nf()",
+    "raise SystemExit",
+    "import builtins",
+    "del torch",
+    "x = (1" + "+1" * 5000 + ")",
+]
+
+METHODS = ["sum()", "T", "view(-1)", "reshape(2, -1)", "float()", "shape", "grad", "mean()"]
+DTYPES = ["torch.float32", "torch.float64", "torch.int64", "torch.bool", "torch.float16"]
+NAMES = st.sampled_from(["a", "b", "x", "y", "t"])
+SMALL = st.integers(min_value=-3, max_value=6)
+SHAPE = st.lists(st.integers(min_value=0, max_value=5), min_size=0, max_size=4).map(
+    lambda dims: ", ".join(map(str, dims)) or "()"
+)
+HUGE = st.sampled_from(["10 ** 400", "2 ** 64", "-1", "0", "1e308", "float('nan')", "10 ** 7"])
+
+
+@st.composite
+def statement(draw: st.DrawFn, depth: int = 0) -> str:
+    name, other = draw(NAMES), draw(NAMES)
+    options = [
+        f"{name} = torch.{draw(st.sampled_from(['ones', 'zeros', 'rand', 'randn']))}"
+        f"({draw(SHAPE)}, dtype={draw(st.sampled_from(DTYPES))})",
+        f"{name} = torch.arange({draw(SMALL)}, {draw(HUGE)})",
+        f"{name} = torch.tensor({draw(st.lists(SMALL, max_size=6))})",
+        f"{name} = {other} {draw(st.sampled_from(['+', '-', '*', '/', '@', '**', '//', '%']))} "
+        f"{draw(st.one_of(NAMES, SMALL.map(str), HUGE))}",
+        f"{name} = {other}.{draw(st.sampled_from(METHODS))}",
+        f"{name} = [{other} for _ in range({draw(HUGE)})]",
+        f"print({name}, {other!r}, f'{{{name}}}')",
+        draw(st.sampled_from(ESCAPES)),
+    ]
+    if depth < 3:
+        body = draw(statement(depth + 1)).replace("\n", "\n    ")
+        options.append(f"for i in range({draw(HUGE)}):\n    {body}")
+        options.append(f"if {name}:\n    {body}")
+        options.append(f"def g():\n    {body}\ng()")
+    return draw(st.sampled_from(options))
+
+
+PROGRAMS = st.one_of(
+    st.lists(statement(), min_size=1, max_size=6).map("\n".join),
+    st.text(max_size=200),  # raw text: syntax errors, odd unicode, NULs
+    st.integers(min_value=1, max_value=400).map(lambda n: "(" * n + "1" + ")" * n),
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    data = tmp_path_factory.mktemp("sandbox-fuzz") / "data"
+    app = create_app(Settings(data_dir=data, warm_lessons=False, program_max_seconds=2.0))
+    with TestClient(app) as test_client:
+        yield test_client
+    MARKER.unlink(missing_ok=True)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(code=PROGRAMS)
+def test_no_program_crashes_the_server_or_escapes(client: TestClient, code: str) -> None:
+    response = client.post("/api/tensors/run", json={"code": code})
+    assert response.status_code < 500, (code, response.text[:500])
+    if response.status_code != 200:
+        assert 400 <= response.status_code < 500
+        detail = response.json().get("detail")
+        assert isinstance(detail, str) and detail.strip(), (code, response.text[:500])
+    assert SECRET not in response.text, code
+    assert not MARKER.exists(), f"the program created {MARKER}: {code!r}"
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_escape_attempts_are_each_refused_or_harmless(client: TestClient) -> None:
+    for code in ESCAPES:
+        response = client.post("/api/tensors/run", json={"code": code})
+        assert response.status_code in (200, 422, 429), (code, response.text[:300])
+        body = response.json()
+        assert SECRET not in json.dumps(body)
+    assert not MARKER.exists()
