@@ -705,7 +705,7 @@ class LocalRunner(Runner):
                             active,
                             st.FAILED,
                             f"time limit exceeded: the run took longer than "
-                            f"{self.time_limit_s:g} s",
+                            f"{self.time_limit_s:g} s (setting runs_max_seconds)",
                         )
                 if (
                     active.stop_requested_at is not None

@@ -151,6 +151,11 @@ class ProgramResponse(BaseModel):
     steps: list[Step]
     error: ProgramError | None
     truncated: bool = Field(default=False, description="later steps ran but were not recorded")
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what the sandbox trimmed from the answer, each naming the limit it hit "
+        "(steps recorded, numbers recorded, printed output)",
+    )
 
 
 class GraphRequest(JsonBody):
