@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install run test lint bench loadtest chromium clean screenshot
+.PHONY: install run test lint bench loadtest loadtest-attack chromium clean screenshot
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ bench: install
 LOADTEST_ARGS ?= --learners 50 --duration 60
 loadtest: install
 	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
+
+# The same learners beside attackers sending issue 11's worst requests; fails when the learners'
+# p99 reaches 500 ms, an attack gets a 5xx, or the server's RSS passes its bound.
+loadtest-attack: install
+	$(PY) -m bench.loadtest --attack $(LOADTEST_ARGS)
 
 screenshot: install chromium
 	EXPLORER_CHROMIUM=$(CHROMIUM) $(PY) -m bench.screenshot docs/screenshot.png

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Uploads (multipart): bytes, checked while they stream in, and pixels, checked before decoding.
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(default=16_777_216, ge=64, description="4096 x 4096")
+    # 4096 x 3072 (a 12-megapixel phone photo, 4000 x 3000, fits): the worst request at this
+    # size peaks at about 490 MB in a picture worker, under half picture_max_memory_bytes.
+    max_image_pixels: int = Field(default=12_582_912, ge=64, description="4096 x 3072")
 
     # Softmax and cross entropy.
     max_logits: int = Field(default=1000, ge=2, description="logits per row")
@@ -124,9 +126,46 @@ class Settings(BaseSettings):
     program_max_graph_nodes: int = Field(default=1_000, ge=1)
     # Worker processes that run programs (0: one per CPU), and how long a request may wait for one.
     program_workers: int = Field(default=0, ge=0, le=64)
-    program_queue_seconds: float = Field(default=10.0, gt=0)
+    # Short on purpose: a request that would wait longer for a worker is refused (429) rather
+    # than kept waiting while a class's slow programs hold every worker (docs/reliability.md).
+    program_queue_seconds: float = Field(default=0.25, gt=0)
     # Start a sandbox worker when the server starts, so the first program does not wait for one.
     program_prewarm: bool = True
+    # Admission to the sandbox workers (issue 11): requests waiting for a free worker beyond this
+    # many are refused at once (429), and one client may have this many programs running or
+    # waiting at a time, so one client cannot fill the pool for the class.
+    program_max_waiting: int = Field(default=8, ge=0, le=10_000, description="programs in line")
+    program_max_per_client: int = Field(default=2, ge=1, le=10_000)
+
+    # Every answer the sandbox, a lesson page or a picture builds: its size in bytes of JSON (or
+    # HTML), enforced while it is built. A program's recording stops with a notice at this size.
+    max_answer_bytes: int = Field(default=8 * 1024 * 1024, ge=16 * 1024)
+
+    # Pictures are decoded, transformed and filtered in worker processes of their own (never in
+    # the server), each with a memory and a CPU-time limit (0 workers: one per CPU, at most 4).
+    picture_workers: int = Field(default=0, ge=0, le=64)
+    picture_queue_seconds: float = Field(default=0.25, gt=0)
+    picture_max_waiting: int = Field(default=4, ge=0, le=10_000, description="pictures in line")
+    picture_max_per_client: int = Field(default=2, ge=1, le=10_000)
+    picture_max_seconds: float = Field(default=20.0, gt=0, description="time per picture request")
+    picture_max_memory_bytes: int = Field(
+        default=1024**3, ge=64 * 1024**2, description="address space a picture worker may add"
+    )
+    # Start the picture workers when the server starts, so the first picture does not wait.
+    picture_prewarm: bool = True
+
+    # Live event streams (GET /api/runs/{id}/events): at most this many open in all, per run and
+    # per client; a heartbeat comment keeps idle streams (and the proxies between) open.
+    max_streams: int = Field(default=400, ge=1, le=100_000)
+    max_streams_per_run: int = Field(default=100, ge=1, le=100_000)
+    max_streams_per_client: int = Field(default=16, ge=1, le=100_000)
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
+    # The HTTP server: a connection must finish sending a request's headers, and keep its body
+    # coming, within these times, and an idle keep-alive connection is closed after the last.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    keep_alive_seconds: float = Field(default=5.0, gt=0)
 
     # Compute every lesson's default view once in the background at start-up, so the first
     # learner does not wait for the example runs the Transfer, Tracking and Saving lessons train.

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings, get_settings
 from app.lessons.images import guard_pixels
 from app.lessons.runtime import configure_torch
+from app.web import admission
 from app.web.assets import load_assets
 from app.web.errors import (
     body_too_large,
@@ -37,6 +38,7 @@ from app.web.routes import (
 )
 from app.web.routes import cnn as cnn_routes
 from app.web.routes import transforms as transform_routes
+from app.web.server import BodyTimeout
 from app.web.templating import make_templates
 
 SECURITY_HEADERS = [
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.program_prewarm:
             programs.warm_sandbox(settings)
+        cnn_routes.warm_pictures(settings)  # picture workers start in the background
         app.state.runs = start_runs(settings)
         warmer = pages.LessonWarmer(settings, app.state.runs) if settings.warm_lessons else None
         try:
@@ -147,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if warmer is not None:
                 warmer.stop()
             app.state.runs.close()  # unfinished runs become "interrupted"; none stay "running"
+            app.state.program_gate.close()
+            app.state.picture_gate.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -157,6 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # Blocking work waits in these gates' own threads, never in the pool that renders pages.
+    app.state.program_gate = admission.gate_for(settings, "program")
+    app.state.picture_gate = admission.gate_for(settings, "picture")
     app.state.assets = load_assets()
     app.state.templates = make_templates(app.state.assets)
     install_error_handlers(app)
@@ -185,6 +193,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/api/checkpoints/evaluate": checkpoint_limit,
         },
     )
+    # A request whose body stops coming is answered 408 and its task freed (app.web.server).
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -1,19 +1,29 @@
 """Filters on a picture: POST /api/cnn/image end to end, next to the same work in one process.
 
 The app side is the whole trip a learner's upload makes to a real uvicorn server: a multipart
-PNG upload (read with the byte limit as it streams), Pillow decoding behind the pixel guard,
-conv2d with groups=3 and 2x2 max pooling in a worker thread, nine PNG previews (three channels,
-three filtered maps, three pooled maps) as base64 data URLs, and the JSON answer. The bare side
-is the same work written plainly in this process, one torch thread: Pillow decode, conv2d, pool,
-PNG encode of the same previews. Before timing, the bare previews are checked pixel for pixel
-against the app's, so both sides provably make the same pictures.
+PNG upload (read with the byte limit), the picture gate, the bytes sent to a picture worker
+process that decodes them behind the pixel guard, runs conv2d with groups=3 and 2x2 max pooling
+and encodes nine PNG previews (three channels, three filtered maps, three pooled maps) as base64
+data URLs, and the JSON answer. The bare side is the same work written plainly in this process,
+one torch thread: Pillow decode, conv2d, pool, PNG encode of the same previews. Before timing,
+the bare previews are checked pixel for pixel against the app's, so both sides provably make the
+same pictures.
+
+A second group measures the picture worker itself on the worst requests at the pixel limit: how
+far its peak RSS (VmHWM in /proc/<pid>/status, reset through clear_refs) rises above its RSS at
+rest, next to the address space it may add (picture_max_memory_bytes): the ratio is the share of
+that limit the request used. These are the README's figures.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import math
+import os
+import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -22,8 +32,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from app.config import Settings
-from app.lessons.cnn import CHANNEL_LUTS, PRESETS, VIRIDIS
+from app.lessons import transforms
+from app.lessons.cnn import CHANNEL_LUTS, PRESETS, VIRIDIS, CnnLimits
 from app.lessons.images import sample_image
+from app.workers import pictures
 from bench.common import Context, Row, compare, serve
 
 GROUP = "picture filters end to end (median of n; bare = decode + conv2d + pool + PNG encode)"
@@ -94,6 +106,96 @@ def app_previews(body: dict[str, object]) -> list[bytes]:
     ]
 
 
+MEMORY_GROUP = (
+    "a picture worker's peak at the pixel limit (peak RSS rise; bare = picture_max_memory_bytes)"
+)
+
+
+def _worker_pids() -> list[int]:
+    """This process's picture workers (children running python -m app.workers.pictures)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"app.workers.pictures" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _vm(pid: int) -> dict[str, int]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {
+        k: int(v.split()[0]) * 1024 for k, _, v in (x.partition(":") for x in lines) if "Vm" in k
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def flat_webp(width: int, height: int) -> bytes:
+    """The issue's upload: a lossless WebP of one colour, a few hundred bytes at any size."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 40, 200)).save(buffer, "WEBP", lossless=True)
+    return buffer.getvalue()
+
+
+def worker_peaks() -> list[Row]:
+    """The worst requests at the pixel limit, each in one real picture worker."""
+    settings = Settings(picture_workers=1, picture_max_seconds=120.0)
+    limit = settings.picture_max_memory_bytes
+    width = 4096
+    height = settings.max_image_pixels // width
+    data = flat_webp(width, height)
+    seven = json.dumps([[1.0] * 7] * 7)
+    twelve = [{"name": "to_tensor"}] + [{"name": "normalize", "mean": [0.5], "std": [0.5]}] * 11
+    steps = tuple(transforms.check_pipeline(twelve, transforms.TransformLimits()))
+    cases = {
+        "POST /api/cnn/image, 7×7 filter, padding 3, 2×2 min pool": (
+            "cnn_image",
+            pictures.CnnImageParams(seven, 1, 3, "min", 2, CnnLimits(), settings.cnn_preview_side),
+        ),
+        "POST /api/cnn/image, edge, 2×2 max pool": (
+            "cnn_image",
+            pictures.CnnImageParams("edge", 1, 0, "max", 2, CnnLimits(), settings.cnn_preview_side),
+        ),
+        "POST /api/transforms/apply, to_tensor + 11 × normalize": (
+            "transforms",
+            pictures.TransformsParams(
+                steps, transforms.TransformLimits(), settings.transform_preview_side
+            ),
+        ),
+    }
+    rows = []
+    for name, (kind, params) in cases.items():
+        pictures.shutdown()  # a fresh worker for each case: nothing left from the one before
+        pictures.get_pool(settings).warm(1, wait=True)
+        (pid,) = _worker_pids()
+        Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM back to VmRSS
+        rest, cpu, started = _vm(pid), _cpu_seconds(pid), time.perf_counter()
+        pictures.ask(kind, data, params, settings)
+        wall, cpu = time.perf_counter() - started, _cpu_seconds(pid) - cpu
+        peak = _vm(pid)
+        rows.append(
+            Row(
+                group=MEMORY_GROUP,
+                name=f"{name}, {width}×{height} WebP",
+                unit="B",
+                app=peak["VmHWM"] - rest["VmRSS"],
+                bare=limit,
+                notes=f"{len(data)} B in; worker at rest {rest['VmRSS'] / 2**20:.0f} MB RSS; "
+                f"address space +{(peak['VmPeak'] - rest['VmSize']) / 2**20:.0f} MB; "
+                f"{cpu:.1f} s CPU, {wall:.1f} s wall",
+            )
+        )
+    pictures.shutdown()
+    return rows
+
+
 def run(ctx: Context) -> list[Row]:
     torch.set_num_threads(1)  # as the server's torch_threads setting
     rows: list[Row] = []
@@ -137,4 +239,4 @@ def run(ctx: Context) -> list[Row]:
                     response_bytes=len(answer.content),
                 )
             )
-    return rows
+    return rows + worker_peaks()

@@ -283,14 +283,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def serve(data_dir: Path, **env: str) -> Iterator[str]:
-    """The real app under uvicorn on a free port (``env``: extra EXPLORER_ settings); yields its
-    base URL."""
+    """The app as it ships (``python -m app``: uvicorn behind the server's deadlines) on a free
+    port (``env``: extra EXPLORER_ settings); yields its base URL."""
     port = free_port()
     log = data_dir.parent / f"uvicorn-{port}.log"
-    argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)]
+    argv = [sys.executable, "-m", "app"]
+    where = {"EXPLORER_HOST": "127.0.0.1", "EXPLORER_PORT": str(port)}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=server_env(data_dir, **env), stdout=out, stderr=out
+            argv, cwd=ROOT, env=server_env(data_dir, **where, **env), stdout=out, stderr=out
         )
     base = f"http://127.0.0.1:{port}"
     try:

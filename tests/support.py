@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 # Generous: a busy two-core machine may take seconds to start the runs' fork server.
@@ -33,3 +35,36 @@ def finished(client: Any, run_id: str, timeout: float = 90.0) -> dict[str, Any]:
     """Wait for the run's final status; the run as GET /api/runs/{id} gives it."""
     wait_for(lambda: client.get(f"/api/runs/{run_id}").json()["status"] in FINAL, timeout)
     return dict(client.get(f"/api/runs/{run_id}").json())
+
+
+def parse_sse(lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The events of an event stream's lines: {"event", "id", "data"} (comments left out)."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for line in lines:
+        if not line:
+            if "event" in current:
+                events.append(current)
+            current = {}
+        elif line.startswith("event: "):
+            current["event"] = line[7:]
+        elif line.startswith("id: "):
+            current["id"] = int(line[4:])
+        elif line.startswith("data: "):
+            current["data"] = json.loads(line[6:])
+    return events
+
+
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS, VmHWM (peak RSS), VmSize... of a process from /proc, in bytes."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.startswith("Vm"):
+            out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+def peak_rss(pid: int) -> int:
+    """A process's peak RSS so far (VmHWM), in bytes."""
+    return proc_status(pid)["VmHWM"]

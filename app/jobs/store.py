@@ -44,6 +44,10 @@ FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED, INTERRUPTED})
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# Metric row ids are the event ids of a run's live stream: SQLite's INTEGER is a signed 64-bit
+# number, so an id (or an ``after`` cursor) is a whole number from 0 to this.
+MAX_EVENT_ID = 2**63 - 1
+
 
 class Base(DeclarativeBase):
     pass
@@ -324,19 +328,32 @@ class RunStore:
                 out.setdefault(name, []).append([step, value])
         return out
 
-    def metrics_since(self, run_id: str, after_id: int = 0) -> builtins.list[MetricEvent]:
-        """Metrics logged after row ``after_id`` (0: all), oldest first: a late SSE client
-        replays from 0, then keeps asking with the last id it saw."""
+    def metrics_since(
+        self, run_id: str, after_id: int = 0, limit: int | None = None
+    ) -> builtins.list[MetricEvent]:
+        """Metrics logged after row ``after_id`` (0: all), oldest first, at most ``limit``: a
+        late SSE client replays from 0, then keeps asking with the last id it saw."""
+        if after_id >= MAX_EVENT_ID:
+            return []  # no row has a larger id (and a larger number does not fit the column)
+        # Plain columns, not ORM objects: a late client of a long run replays thousands of rows.
         stmt = (
-            select(MetricRow)
-            .where(MetricRow.run_id == run_id, MetricRow.id > after_id)
+            select(MetricRow.id, MetricRow.step, MetricRow.name, MetricRow.value)
+            .where(MetricRow.run_id == run_id, MetricRow.id > max(0, after_id))
             .order_by(MetricRow.id)
         )
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with self._session() as session:
             return [
-                MetricEvent(id=row.id, step=row.step, name=row.name, value=row.value)
-                for row in session.scalars(stmt)
+                MetricEvent(id=row_id, step=step, name=name, value=value)
+                for row_id, step, name, value in session.execute(stmt)
             ]
+
+    def last_metric_id(self, run_id: str) -> int:
+        """The id of the run's newest metric (0 when it has none): where a live feed starts."""
+        stmt = select(func.max(MetricRow.id)).where(MetricRow.run_id == run_id)
+        with self._session() as session:
+            return int(session.scalar(stmt) or 0)
 
     def latest(self, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
         """``{run_id: {name: last value}}`` in one query, for tables of many runs."""

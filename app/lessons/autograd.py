@@ -433,6 +433,7 @@ def explore(params: AutogradParams, limits: AutogradLimits, run: Runner) -> dict
             "refused": graph.get("refused", False),
             "truncated": graph.get("truncated", False),
             "stdout": graph.get("stdout", ""),
+            "notices": list(graph.get("notices") or []),  # what the sandbox left out, and why
         },
         "story": story,
         "steps": len(story),

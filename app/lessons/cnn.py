@@ -208,12 +208,13 @@ def image_features(
     picture: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, pool: str, size: int
 ) -> dict[str, torch.Tensor]:
     """Each colour channel through its own filter (groups=3), then pooling: a CNN's first layer."""
-    x = picture.unsqueeze(0)  # (1, 3, H, W): a batch of one RGB picture, values 0..255
-    # Stored pixel by pixel (R, G, B side by side, "channels last"), as the file's bytes were:
-    # oneDNN's depthwise convolution is 20x faster on that layout than on (C, H, W) planes.
-    x = x.to(memory_format=torch.channels_last)
+    # (1, 3, H, W): a batch of one RGB picture as float32 values 0..255, stored pixel by pixel
+    # (R, G, B side by side, "channels last") as the file's bytes were: oneDNN's depthwise
+    # convolution is 20x faster on that layout than on (C, H, W) planes.
+    x = picture.unsqueeze(0).to(torch.float32, memory_format=torch.channels_last)
     conv = F.conv2d(x, weight, stride=stride, padding=padding, groups=3)  # (1, 3, H', W')
     # weight is (3, 1, k, k): groups=3 gives R, G and B a filter each, and no channel sum
+    del x  # a 12-megapixel picture is 144 MB of float32: free it before the next copy
     conv = conv.contiguous()  # back to one plane per channel: pooling reads planes fastest
     pooled = pool2d(conv, pool, size)  # (1, 3, H'', W'')
     return {"conv": conv[0], "pooled": pooled[0]}
@@ -265,10 +266,11 @@ CHANNEL_LUTS = {
 SMALL_MAP_CELLS = 64  # maps this small also come back as numbers, for the page to print
 
 
-def picture_tensor(image: Image.Image) -> torch.Tensor:
-    """An RGB picture as a (3, H, W) float32 tensor of 0..255 values, as the notes describe it."""
+def picture_tensor(image: Image.Image, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """An RGB picture as a (3, H, W) tensor of 0..255 values: float32, as the notes describe it,
+    or uint8 (a quarter of the memory) to keep a large picture until it is filtered."""
     pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return pixels.view(image.height, image.width, 3).permute(2, 0, 1).float()  # (3, H, W)
+    return pixels.view(image.height, image.width, 3).permute(2, 0, 1).to(dtype)  # (3, H, W)
 
 
 def filter_bank(spec: str, limits: CnnLimits) -> tuple[str, torch.Tensor]:
@@ -318,7 +320,7 @@ def picture_features(
     name, weight = filter_bank(spec, limits)
     check_window(stride, padding, 1, limits, "image ")
     check_pool(pool, pool_size, pool_size, limits)
-    picture = picture_tensor(image)  # (3, H, W)
+    picture = picture_tensor(image, torch.uint8)  # (3, H, W): floats only while filtering
     _, h, w = picture.shape
     k = weight.shape[-2:]
     formulas = [
@@ -332,10 +334,11 @@ def picture_features(
             f"pool_size {pool_size} is larger than the {conv_h}×{conv_w} feature map: "
             f"use at most {min(conv_h, conv_w)}."
         )
-    maps = image_features(picture, weight, stride, padding, pool, pool_size)
     luts = [CHANNEL_LUTS[name] for name in CHANNEL_NAMES]
+    inputs = map_pngs(picture.float(), preview_side, luts, 0.0, 255.0)  # true 0..255 scale
+    maps = image_features(picture, weight, stride, padding, pool, pool_size)
     pngs = {
-        "input": map_pngs(picture, preview_side, luts, 0.0, 255.0),  # true 0..255 scale
+        "input": inputs,
         "conv": map_pngs(maps["conv"], preview_side, [VIRIDIS] * 3),
         "pooled": map_pngs(maps["pooled"], preview_side, [VIRIDIS] * 3),
     }
@@ -386,10 +389,13 @@ def picture_features(
 def pool2d(x: torch.Tensor, kind: str, size: int, stride: int | None = None) -> torch.Tensor:
     """Max, min or average pooling over size×size windows (stride defaults to size)."""
     stride = stride or size
+    if size == stride == 1:
+        return x  # a 1×1 window holds one value: every kind of pooling gives it back unchanged
     if kind == "max":
         return F.max_pool2d(x, kernel_size=size, stride=stride)
     if kind == "min":
-        return -F.max_pool2d(-x, kernel_size=size, stride=stride)  # the max of -x is -(min of x)
+        # the max of -x is -(min of x); negated in place, so no second copy of a large map
+        return F.max_pool2d(-x, kernel_size=size, stride=stride).neg_()
     return F.avg_pool2d(x, kernel_size=size, stride=stride)
 
 

@@ -1,10 +1,12 @@
 """Tensor basics as a step-through runner: the notes' examples, run one statement at a time.
 
 Each example is a small real program. The page runs it (or the learner's edit of it) through the
-sandbox, which records every variable after every statement; the functions here turn that trace
-into what one step of the page shows: the line that just ran, which variables changed, and which
-share memory. Pure data and dict work: the sandbox is passed in as ``runner``, so this module
-needs neither the web layer nor a worker process (tests pass ``app.sandbox.run_program``).
+sandbox, which records what every statement changed (API.md "Programs", steps "changes"); the
+functions here rebuild the variables of one step from that trace and turn them into what the step
+shows: the line that just ran, which variables changed, and which share memory. A trace with
+every variable in every step (steps "full") works too. Pure data and dict work: the sandbox is
+passed in as ``runner``, so this module needs neither the web layer nor a worker process (tests
+pass ``app.sandbox.run_program``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 from app.lessons.errors import LessonInputError
 
-# code -> the sandbox's trace, API.md "Programs": {"steps", "error", "truncated"}; a program the
-# sandbox refuses comes back as {"refused": {"line", "message"}} with no steps.
+# code -> the sandbox's trace, API.md "Programs": {"steps", "error", "truncated", "notices",
+# "stdout_after"}; a program the sandbox refuses comes back as {"refused": {"line", "message"}}
+# with no steps.
 Runner = Callable[[str], Mapping[str, Any]]
 
 # A tensor or array value: the kinds whose values the page draws as grids and a heatmap.
@@ -179,6 +182,31 @@ def positions(trace: Mapping[str, Any]) -> int:
     return len(trace.get("steps") or []) + (1 if trace.get("error") else 0)
 
 
+def apply_step(variables: dict[str, Any], step: Mapping[str, Any]) -> None:
+    """Bring ``variables`` (as the step before left them) up to after ``step``: drop what it
+    removed, then set what it changed (a new name goes last, as in the program's own dict)."""
+    changes = step.get("changes")
+    if changes is None:  # a step of a "full" trace holds every variable itself
+        variables.clear()
+        variables.update(step["variables"])
+        return
+    for name in step.get("removed") or ():
+        variables.pop(name, None)
+    variables.update(changes)
+
+
+def variables_around(
+    steps: list[Mapping[str, Any]], index: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every variable before and after step ``index`` (0-based), rebuilt from the first step."""
+    variables: dict[str, Any] = {}
+    for step in steps[:index]:
+        apply_step(variables, step)
+    before = dict(variables)
+    apply_step(variables, steps[index])
+    return before, variables
+
+
 def changed_variables(
     before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
@@ -219,12 +247,12 @@ def step_view(trace: Mapping[str, Any], step: int, wanted: str = "") -> dict[str
     count = positions(trace)
     if count == 0:
         return {"step": 0, "count": 0, "index": None, "line": None, "is_error": False,
-                "changed": [], "shared": [], "variable": None, "stdout_before": ""}  # fmt: skip
+                "changed": [], "shared": [], "variable": None, "stdout_before": "",
+                "variables": {}}  # fmt: skip
     step = min(max(step, 1), count)
     is_error = bool(error) and step == count
     index = step - 1 if not is_error else (len(steps) - 1 if steps else None)
-    variables = steps[index]["variables"] if index is not None else {}
-    before = steps[index - 1]["variables"] if index is not None and index > 0 else {}
+    before, variables = variables_around(steps, index) if index is not None else ({}, {})
     changed = [] if is_error else changed_variables(before, variables)
     line = error["line"] if error and is_error else steps[step - 1]["line"]
     shown = index + 1 if index is not None else 0
@@ -239,6 +267,7 @@ def step_view(trace: Mapping[str, Any], step: int, wanted: str = "") -> dict[str
         "shared": shared_storage(variables),
         "variable": heatmap_variable(variables, changed, wanted),
         "stdout_before": stdout_before,  # printed by earlier steps; the step's own is its stdout
+        "variables": variables,  # every variable after the step shown
     }
 
 
@@ -256,6 +285,9 @@ def explore(params: TensorParams, runner: Runner) -> dict[str, Any]:
         "error": trace.get("error"),
         "refused": trace.get("refused"),
         "truncated": bool(trace.get("truncated")),
+        "notices": list(trace.get("notices") or []),
+        "stdout_after": str(trace.get("stdout_after") or ""),  # printed after the last step
+        "steps_format": trace.get("steps_format", "full"),
         **step_view(trace, params.step, params.var),
     }
 

@@ -180,8 +180,10 @@ class ToTensor:
         pixels = np.array(sample, dtype=np.uint8)  # (H, W, C), or (H, W) for one channel
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]  # (H, W, 1)
-        tensor = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()  # (C, H, W)
-        return tensor.float().div(255)
+        # (C, H, W) as float32 in one copy, divided in place: a 12-megapixel photo is 144 MB
+        # of float32, and a second one would double what this stage needs
+        tensor = torch.from_numpy(pixels).permute(2, 0, 1)
+        return tensor.to(torch.float32, memory_format=torch.contiguous_format).div_(255)
 
     def __repr__(self) -> str:
         return "ToTensor()"
@@ -206,7 +208,7 @@ class Normalize:
                 )
         mean = torch.tensor(self.mean).view(-1, 1, 1)  # (C, 1, 1): the same for every pixel
         std = torch.tensor(self.std).view(-1, 1, 1)
-        return (tensor - mean) / std
+        return (tensor - mean).div_(std)  # / std, in place: one new tensor, not two
 
     def __repr__(self) -> str:
         mean = ", ".join(_number(v) for v in self.mean)
@@ -636,7 +638,9 @@ def describe(sample: Sample, preview_side: int) -> dict[str, Any]:
         mode: str | None = sample.mode
     else:
         tensor = sample.detach()
-        if not bool(torch.isfinite(tensor).all()):
+        # min and max are nan when any value is, and inf when one is: no mask of the tensor
+        low, high = float(tensor.min()), float(tensor.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise LessonInputError(
                 "the values overflowed float32 (inf or nan): use a smaller factor or a larger std."
             )
@@ -644,11 +648,15 @@ def describe(sample: Sample, preview_side: int) -> dict[str, Any]:
         per_channel = list(array) if array.ndim == 3 else [array]
         kind, layout, dtype = "tensor", "CHW", str(tensor.dtype).removeprefix("torch.")
         channels = _channels(len(per_channel))
-        low, high = float(tensor.min()), float(tensor.max())
         span = (low, high) if high > low else (low - 0.5, high + 0.5)
         bins = HISTOGRAM_BINS if high > low else 1
         edges = np.linspace(span[0], span[1], bins + 1)
-        counts = [np.histogram(c, bins=bins, range=span)[0].tolist() for c in per_channel]
+        with np.errstate(over="ignore"):
+            wide = not np.isfinite(np.float32(span[1]) - np.float32(span[0]))
+        # numpy bins float32 values in float32, which fails on a span past float32's largest
+        # value (a tiny std): count that one in float64 instead
+        bounds = (np.float64(span[0]), np.float64(span[1])) if wide else span
+        counts = [np.histogram(c, bins=bins, range=bounds)[0].tolist() for c in per_channel]
         picture, how = tensor_for_display(tensor, preview_side)
         shape = list(tensor.shape)
         mode = None

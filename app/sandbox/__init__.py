@@ -17,7 +17,10 @@ unknown names and code nested deeper than ``max_nesting_depth``. Refused while r
 writes other than ``x.grad``/``x.requires_grad``, and anything over a limit (SandboxLimitExceeded).
 Mistakes such as a shape mismatch come back as ``error`` with PyTorch's own message.
 
-Values are JSON-ready; non-finite floats are the strings "nan", "inf" and "-inf".
+Values are JSON-ready; non-finite floats are the strings "nan", "inf" and "-inf". Steps record
+what each statement changed (``recording``); ``run_program`` answers every variable per step
+(steps="full") or only the changes (steps="changes"). Every answer fits in ``max_answer_bytes``
+bytes of JSON, counted while it is recorded.
 """
 
 from app.sandbox.graph import autograd_graph

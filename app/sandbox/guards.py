@@ -2,15 +2,18 @@
 
 Every size a program controls is estimated from shapes and lengths first (a creator's size
 arguments, the broadcast shape of an elementwise op, a matmul's result, the length of a repeated
-list), so ``torch.ones(100000, 100000)`` is refused without allocating. Results are checked again
-afterwards, and live tensor/array memory is tracked through weak references.
+list), so ``torch.ones(100000, 100000)`` is refused without allocating. A size may be given as any
+whole number (int, bool, NumPy integer, one-element integer tensor or 0-d array): ``as_size``
+turns it into the Python int that is both checked and handed to the library. Results are checked
+again afterwards, and live tensor/array memory is tracked through weak references to the memory
+blocks themselves, so it counts wherever the program keeps them (see ``MemoryTracker``).
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import math
-import operator
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +27,8 @@ from app.sandbox.limits import SandboxLimitExceeded, SandboxLimits, SandboxRefus
 Shape = tuple[int, ...]
 
 CONTAINERS = (list, tuple, dict, set, frozenset)
+# The number PyTorch gives AccumulateGrad nodes (leaves) instead of a creation order.
+_LEAF_NODE = 2**64 - 1
 # numpy dtype kinds a program may hold: bool, signed/unsigned int, float.
 ARRAY_KINDS = frozenset("biuf")
 _END = object()
@@ -38,17 +43,37 @@ def storage_range(obj: torch.Tensor | np.ndarray) -> tuple[int, int]:
     if isinstance(obj, torch.Tensor):
         storage = obj.untyped_storage()
         return storage.data_ptr(), storage.nbytes()
-    root = obj
-    while isinstance(root.base, np.ndarray):
-        root = root.base
+    root = _array_root(obj)
     return int(root.__array_interface__["data"][0]), int(root.nbytes)
 
 
-class MemoryTracker:
-    """Bytes of all live tensors and arrays the program has touched, counted once per storage.
+def _array_root(array: np.ndarray) -> np.ndarray:
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
-    Tensors kept by the autograd graph for backward stay alive (and counted) as long as the graph
-    holds them, because PyTorch keeps their Python objects alive while C++ references them.
+
+_SAVED_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _saved_names(node: Any) -> tuple[str, ...]:
+    """The ``_saved_*`` attributes (what it keeps for backward) of an autograd node's type."""
+    kind = type(node)
+    names = _SAVED_NAMES.get(kind)
+    if names is None:
+        names = tuple(name for name in dir(node) if name.startswith("_saved_"))
+        _SAVED_NAMES[kind] = names
+    return names
+
+
+class MemoryTracker:
+    """Bytes of all live tensors and arrays the program has touched, counted once per block.
+
+    What is watched is the memory block itself: a tensor's ``UntypedStorage`` (PyTorch keeps one
+    Python object per storage for as long as the storage lives) or an array's base array. So a
+    block stays counted while anything holds it, wherever that is: a variable, a dict or nested
+    list, a view, ``.grad``, an optimizer's state or the autograd graph (which keeps the tensors it
+    saved for backward, see ``Guard.track``), and stops counting when it is freed.
     """
 
     def __init__(self) -> None:
@@ -56,11 +81,19 @@ class MemoryTracker:
         self._entries: dict[int, list[Any]] = {}  # start -> [nbytes, {id: weakref}]
 
     def add(self, obj: torch.Tensor | np.ndarray) -> None:
-        """Count ``obj``'s storage until the last tracked object using it is gone."""
-        start, nbytes = storage_range(obj)
+        """Count ``obj``'s memory block until the block is freed."""
+        holder: Any
+        if isinstance(obj, torch.Tensor):
+            holder = obj.untyped_storage()
+            start, nbytes = holder.data_ptr(), holder.nbytes()
+        else:
+            holder = _array_root(obj)
+            start, nbytes = int(holder.__array_interface__["data"][0]), int(holder.nbytes)
+        entry = self._entries.get(start)
+        if entry is not None and nbytes <= entry[0] and id(holder) in entry[1]:
+            return  # counted already: the common case, checked first
         if start == 0 or nbytes == 0:
             return
-        entry = self._entries.get(start)
         if entry is None:
             entry = [nbytes, {}]
             self._entries[start] = entry
@@ -69,9 +102,9 @@ class MemoryTracker:
             self.total += nbytes - entry[0]
             entry[0] = nbytes
         refs: dict[int, weakref.ref[Any]] = entry[1]
-        key = id(obj)
+        key = id(holder)
         if key not in refs:
-            refs[key] = weakref.ref(obj, self._forget(start, key))
+            refs[key] = weakref.ref(holder, self._forget(start, key))
 
     def _forget(self, start: int, key: int) -> Callable[[weakref.ref[Any]], None]:
         def callback(_: weakref.ref[Any]) -> None:
@@ -94,6 +127,10 @@ class Guard:
         self.started = time.monotonic()
         self.deadline = self.started + limits.max_seconds
         self.memory = MemoryTracker()
+        # Newest autograd node already searched for saved tensors (nodes are numbered in order).
+        self._graph_mark = -1
+        # Non-leaf tensors that asked for their .grad (retain_grad), by id.
+        self._retaining: dict[int, weakref.ref[torch.Tensor]] = {}
         self.statements = 0
         self.stdout: list[str] = []
         self.stdout_chars = 0
@@ -146,6 +183,12 @@ class Guard:
 
     def check_shape(self, shape: Iterable[int], what: str = "tensor") -> None:
         self.check_elements(math.prod(max(int(d), 0) for d in shape), what)
+
+    def check_size(self, shape: Any, what: str = "tensor") -> None:
+        """A converted shape (see ``as_shape``); one the library will refuse is let through."""
+        count = shape_elements(shape)
+        if count is not None:
+            self.check_elements(count, what)
 
     def check_int(self, value: int) -> None:
         bits = value.bit_length()
@@ -238,20 +281,120 @@ class Guard:
     # -- memory ------------------------------------------------------------------------------------
 
     def track(self, obj: Any) -> None:
-        """Count the memory of a tensor/array (and its grad) and enforce ``max_total_bytes``."""
+        """Count the memory of a tensor/array, its grad and what its autograd graph saved, and
+        enforce ``max_total_bytes``."""
+        self._count(obj)
+        self.check_memory()
+
+    def _count(self, obj: Any) -> None:
+        """``track`` without the final check, for counting many tensors before one check."""
         if isinstance(obj, torch.Tensor):
             self.check_elements(obj.numel())
             self.memory.add(obj)
-            grad = obj.grad if obj.is_leaf else None
+            node = obj.grad_fn  # None for a leaf
+            grad = obj.grad if node is None or obj.retains_grad else None
             if grad is not None:
                 self.memory.add(grad)
+                if grad.grad_fn is not None:  # made by backward(create_graph=True)
+                    self._track_saved(grad.grad_fn)
+            if node is not None:
+                self._track_saved(node)
         elif isinstance(obj, np.ndarray):
             if obj.dtype.kind not in ARRAY_KINDS:
                 raise TypeError(f"arrays of dtype {obj.dtype} are not supported in this sandbox")
             self.check_elements(obj.size, "array")
             self.memory.add(obj)
-        else:
+
+    def _track_saved(self, root: Any) -> None:
+        """Count the tensors new autograd nodes saved for backward.
+
+        PyTorch makes some of them inside one call where no variable ever holds them (the
+        log-probabilities of ``F.cross_entropy``), and the graph keeps them as long as its result
+        lives. Nodes are numbered in the order they are made, so only nodes newer than the newest
+        one already searched are visited: each node once, right after the call that made it.
+        """
+        mark = self._graph_mark
+        if root._sequence_nr() <= mark:
             return
+        stack = [root]
+        seen = {id(root)}
+        newest = mark
+        visited = 0
+        while stack:
+            node = stack.pop()
+            visited += 1
+            if visited % 1024 == 0:
+                self.check_deadline()
+            newest = max(newest, node._sequence_nr())
+            for name in _saved_names(node):
+                try:
+                    value = getattr(node, name)
+                except RuntimeError:  # already freed by a backward pass
+                    continue
+                for item in value if isinstance(value, tuple | list) else (value,):
+                    if isinstance(item, torch.Tensor):
+                        self.memory.add(item)
+            for child, _ in node.next_functions:
+                if child is None or id(child) in seen:
+                    continue
+                number = child._sequence_nr()
+                if number <= mark or number == _LEAF_NODE:
+                    continue
+                seen.add(id(child))
+                stack.append(child)
+        self._graph_mark = newest
+
+    def retain_grad(self, tensor: torch.Tensor) -> None:
+        """Remember a non-leaf tensor whose .grad a later backward pass will fill."""
+        key = id(tensor)
+
+        def forget(_: weakref.ref[torch.Tensor]) -> None:
+            self._retaining.pop(key, None)
+
+        self._retaining[key] = weakref.ref(tensor, forget)
+
+    def track_grads(self, root: torch.Tensor, inputs: Any = None) -> None:
+        """After ``root.backward()``: count the .grad PyTorch made for each leaf of root's graph
+        (or of ``inputs``) and for tensors that retain their grad. The walk visits each node of
+        the graph once, no more than the backward pass itself did."""
+        if root.grad_fn is None:
+            self._count(root)
+        else:
+            stack = [root.grad_fn]
+            seen = {id(root.grad_fn)}
+            visited = 0
+            while stack:
+                node = stack.pop()
+                visited += 1
+                if visited % 1024 == 0:
+                    self.check_deadline()
+                variable = getattr(node, "variable", None)  # AccumulateGrad: a leaf
+                if isinstance(variable, torch.Tensor):
+                    self._count(variable)
+                for child, _ in node.next_functions:
+                    if child is not None and id(child) not in seen:
+                        seen.add(id(child))
+                        stack.append(child)
+        for tensor in inputs if isinstance(inputs, list | tuple) else (inputs,):
+            self._count(tensor)
+        for ref in list(self._retaining.values()):
+            tensor = ref()
+            if tensor is not None and tensor.grad is not None:
+                self._count(tensor.grad)
+        self.check_memory()
+
+    def track_module(self, module: torch.nn.Module) -> None:
+        """Count a layer's parameters, buffers and their grads."""
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            self._count(tensor)
+        self.check_memory()
+
+    def track_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Count an optimizer's state (Adam's averages, SGD's momentum), made by ``step()``."""
+        for state in optimizer.state.values():
+            for value in state.values():
+                if isinstance(value, torch.Tensor):
+                    self.memory.add(value)
         self.check_memory()
 
     def check_memory(self) -> None:
@@ -285,8 +428,7 @@ class Guard:
             if isinstance(obj, tuple):
                 self._track_items(obj)
         elif isinstance(obj, torch.nn.Module):
-            for param in obj.parameters():
-                self.track(param)
+            self.track_module(obj)
         return obj
 
     def _track_items(self, items: list[Any] | tuple[Any, ...]) -> None:
@@ -444,22 +586,86 @@ def numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
-def size_from_args(args: tuple[Any, ...], kwargs: dict[str, Any], key: str = "size") -> Shape:
-    """The size of ``torch.ones(2, 3)``, ``torch.ones((2, 3))`` or ``torch.ones(size=[2, 3])``."""
-    if key in kwargs:
-        raw: Any = kwargs[key]
-    elif len(args) == 1 and isinstance(args[0], list | tuple):
-        raw = args[0]
-    else:
-        raw = args
-    if not isinstance(raw, list | tuple):
-        raw = (raw,)
-    try:
-        return tuple(operator.index(d) for d in raw)
-    except TypeError:
-        raise TypeError(
-            f"sizes must be whole numbers, got {', '.join(type(d).__name__ for d in raw)}"
-        ) from None
+def size_int(value: Any) -> int | None:
+    """``value`` as a Python int when it is a whole number, else None.
+
+    Whole numbers are what PyTorch and NumPy accept as a size: int, bool (0 or 1), a NumPy
+    integer or bool, a one-element integer (or bool) tensor and a 0-d integer array.
+    """
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 1 and not (value.is_floating_point() or value.is_complex()):
+            return int(value.item())
+        return None
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biu":
+        return int(value)
+    return None
+
+
+def _refused_as_size(value: Any) -> bool:
+    """Values PyTorch and NumPy refuse as a size themselves, before allocating anything.
+
+    These go to the library unchanged so the learner sees its own message ("must be tuple of
+    ints, not float"); the sandbox's tests check that each is refused.
+    """
+    if value is None or isinstance(value, float | str | np.floating):
+        return True
+    # A tensor or array size_int did not take: floating point, or more than one element.
+    return isinstance(value, torch.Tensor | np.ndarray)
+
+
+def as_size(value: Any, what: str) -> Any:
+    """One size argument as the Python int to check and to pass on (see ``size_int``).
+
+    A value the library refuses itself is returned unchanged; any other non-number is refused
+    here, since only a checked int may reach an allocation.
+    """
+    number = size_int(value)
+    if number is not None:
+        return number
+    if _refused_as_size(value):
+        return value
+    raise TypeError(f"{what} must be a whole number, not {type(value).__name__}")
+
+
+def as_shape(raw: Any, what: str, arrays: bool = False) -> Any:
+    """A shape argument with every dimension converted by ``as_size``.
+
+    A list, tuple or torch.Size becomes a tuple; a single number stays one size. With
+    ``arrays`` a 1-d integer array counts as the list of dimensions, as NumPy reads it.
+    """
+    if isinstance(raw, list | tuple):
+        return tuple(as_size(d, what) for d in raw)
+    if arrays and isinstance(raw, np.ndarray) and raw.ndim == 1 and raw.dtype.kind in "biu":
+        return tuple(int(d) for d in raw.tolist())
+    return as_size(raw, what)
+
+
+def shape_elements(shape: Any) -> int | None:
+    """Elements of a converted shape (a tuple of sizes or one size); None when a dimension is
+    not a whole number (the library will refuse it)."""
+    dims = shape if isinstance(shape, tuple) else (shape,)
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    return math.prod(max(d, 0) for d in dims)
+
+
+def varargs_shape(args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> tuple[Any, Any]:
+    """The converted size of ``f(2, 3)``, ``f((2, 3))`` or ``f(size=[2, 3])`` and the args to pass.
+
+    Returns ``(shape, args)``; a ``size=`` keyword is converted in ``kwargs`` in place.
+    """
+    if "size" in kwargs:
+        kwargs["size"] = shape = as_shape(kwargs["size"], what)
+        return shape, args
+    if len(args) == 1 and isinstance(args[0], list | tuple):
+        shape = as_shape(args[0], what)
+        return shape, (shape,)
+    shape = tuple(as_size(d, what) for d in args)
+    return shape, shape
 
 
 def data_elements(guard: Guard, data: Any, what: str) -> int:
@@ -491,12 +697,32 @@ def data_elements(guard: Guard, data: Any, what: str) -> int:
     return count
 
 
+def as_number(value: Any) -> Any:
+    """An arange end or step as a number: a one-element tensor becomes a Python number, a 0-d
+    array its NumPy scalar (which keeps its dtype); anything else is left unchanged."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
+
+
 def arange_count(start: Any, end: Any, step: Any) -> int:
-    """Elements of ``arange(start, end, step)``, computed without allocating."""
+    """Elements of ``arange(start, end, step)``, computed without allocating.
+
+    Exact for whole numbers; 0 for values the library refuses itself (a zero step, nan, a
+    tensor of several elements); over any limit when the range is wider than a float can say.
+    """
+    if all(isinstance(v, int | np.integer) for v in (start, end, step)):
+        a, b, s = int(start), int(end), int(step)
+        return max(-((a - b) // s), 0) if s else 0
     try:
-        a, b, s = float(start), float(end), float(step)
-    except (TypeError, ValueError):
+        a_f, b_f, s_f = float(start), float(end), float(step)
+    except (TypeError, ValueError, OverflowError, RuntimeError):
         return 0  # let the library raise its own error
-    if s == 0 or not all(math.isfinite(v) for v in (a, b, s)):
+    if s_f == 0 or not all(math.isfinite(v) for v in (a_f, b_f, s_f)):
         return 0  # PyTorch and NumPy refuse these ranges themselves
-    return max(math.ceil((b - a) / s), 0)
+    count = (b_f - a_f) / s_f
+    if not math.isfinite(count):
+        return 2**63
+    return max(math.ceil(count), 0)

@@ -38,6 +38,7 @@ from app.sandbox.library import (
 )
 from app.sandbox.limits import SandboxLimits, SandboxRefused, over_limit
 from app.sandbox.operators import binary, check_index, compare
+from app.sandbox.recording import Answer, Recorder, StepsFormat
 from app.sandbox.values import RecordingBudgetExceeded, Serializer, format_value
 
 SEED = 0  # every run starts from the same random numbers, so a learner can replay it
@@ -79,7 +80,7 @@ class Execution:
     """Everything a run leaves behind: steps for run_program, variables for autograd_graph."""
 
     env: dict[str, Any] = field(default_factory=dict)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    recorder: Recorder | None = None  # the recorded steps (None: the program did not parse)
     error: dict[str, Any] | None = None
     notices: list[str] = field(default_factory=list)
     truncated: bool = False
@@ -91,18 +92,26 @@ class Execution:
 class Interpreter:
     """Runs one checked program against fresh variables."""
 
-    def __init__(self, program: CheckedProgram, limits: SandboxLimits, record: bool) -> None:
+    def __init__(
+        self,
+        program: CheckedProgram,
+        limits: SandboxLimits,
+        record: bool,
+        steps: StepsFormat = "full",
+    ) -> None:
         self.program = program
         self.limits = limits
         self.guard = Guard(limits)
         self.serializer = Serializer(limits)
         self.env: dict[str, Any] = {}
-        self.steps: list[dict[str, Any]] = []
+        self.recorder = Recorder(self.serializer, limits, steps)
+        self.answers = record  # False: only the final variables matter (autograd_graph)
         self.recording = record
         self.truncated = False
         self.notices: list[str] = []
         self.stdout: list[str] = []
         self.line = 1
+        self._after_cut = False
         self._warnings: list[warnings.WarningMessage] = []
         self._sources: dict[int, str] = {}
 
@@ -454,36 +463,49 @@ class Interpreter:
         self.stdout.append(stdout)
         self._track_variables()
         if not self.recording:
+            self.unrecorded(stdout)
             return
         limits = self.limits
-        if len(self.steps) >= limits.max_steps_recorded:
+        recorded = len(self.recorder.steps)
+        if recorded >= limits.max_steps_recorded:
             self._stop_recording(
                 f"only the first {limits.max_steps_recorded} steps are recorded "
-                "(max_steps_recorded); the program ran to the end"
+                "(max_steps_recorded); the program ran to the end",
+                stdout,
             )
             return
         try:
-            variables = self.serializer.variables(self.env)
+            fits = self.recorder.record(self.env, stmt.lineno, self._source(stmt, header), stdout)
         except RecordingBudgetExceeded:
             self._stop_recording(
-                f"steps stopped being recorded after {len(self.steps)} steps because they held "
+                f"steps stopped being recorded after {recorded} steps because they held "
                 f"more than {limits.max_recorded_numbers} values (max_recorded_numbers); the "
-                "program ran to the end"
+                "program ran to the end",
+                stdout,
             )
             return
-        self.steps.append(
-            {
-                "line": stmt.lineno,
-                "source": self._source(stmt, header),
-                "variables": variables,
-                "stdout": stdout,
-            }
-        )
+        if not fits:
+            self._stop_recording(
+                f"steps stopped being recorded after {recorded} steps because the answer "
+                f"reached its budget of {limits.max_answer_bytes} bytes (max_answer_bytes); "
+                "the program ran to the end",
+                stdout,
+            )
 
-    def _stop_recording(self, notice: str) -> None:
+    def _stop_recording(self, notice: str, stdout: str) -> None:
         self.recording = False
         self.truncated = True
         self.notices.append(notice)
+        self.unrecorded(stdout)
+
+    def unrecorded(self, stdout: str) -> None:
+        """Keep print output of a statement no step holds, while the answer has room for it."""
+        if self.answers and not self.recorder.add_after(stdout) and not self._after_cut:
+            self._after_cut = True
+            self.notices.append(
+                f"print output past the answer's budget of {self.limits.max_answer_bytes} bytes "
+                "was dropped (max_answer_bytes)"
+            )
 
     def _source(self, stmt: ast.stmt, header: bool) -> str:
         cached = self._sources.get(id(stmt))
@@ -509,23 +531,18 @@ class Interpreter:
         return self.guard.take_stdout()
 
     def _track_variables(self) -> None:
-        """Count tensors the variables hold (grads made by backward, optimizer state)."""
-        guard = self.guard
+        """Re-check the memory the program holds after each statement, at a cost per variable.
+
+        Tensors are counted by memory block where they are made (results, what autograd saves,
+        .grad after backward, optimizer state after step: see ``Guard``), so wherever the program
+        keeps them, dicts and long lists included; this only re-counts the tensor variables as a
+        backstop, never walking lists, modules or optimizers on every statement.
+        """
+        count = self.guard.memory.add
         for value in self.env.values():
             if isinstance(value, torch.Tensor | np.ndarray):
-                guard.track(value)
-            elif isinstance(value, nn.Module):
-                for param in value.parameters():
-                    guard.track(param)
-            elif isinstance(value, torch.optim.Optimizer):
-                for state in value.state.values():
-                    for item in state.values():
-                        guard.track(item)
-            elif isinstance(value, list | tuple):
-                head = value[:256]
-                if any(issubclass(t, torch.Tensor) for t in set(map(type, head))):
-                    for item in head:
-                        guard.track(item)
+                count(value)
+        self.guard.check_memory()
 
 
 _DONE = object()
@@ -557,7 +574,13 @@ def session() -> Iterator[list[warnings.WarningMessage]]:
             torch.set_grad_enabled(grad_enabled)
 
 
-def execute(code: str, limits: SandboxLimits, record: bool, caught: list[Any]) -> Execution:
+def execute(
+    code: str,
+    limits: SandboxLimits,
+    record: bool,
+    caught: list[Any],
+    steps: StepsFormat = "full",
+) -> Execution:
     """Check and run ``code``; refusals raise, runtime errors land in ``Execution.error``.
 
     Call inside ``session()`` and pass the warnings list it yields as ``caught``.
@@ -566,20 +589,22 @@ def execute(code: str, limits: SandboxLimits, record: bool, caught: list[Any]) -
         program = check_program(code, limits)
     except ProgramSyntaxError as exc:
         return Execution(error={"line": exc.line, "message": exc.message})
-    interpreter = Interpreter(program, limits, record)
+    interpreter = Interpreter(program, limits, record, steps)
     error = None
     try:
         interpreter.run(caught)
     except ProgramError as exc:
         error = {"line": exc.line, "message": exc.message}
-        interpreter.stdout.append(interpreter.guard.take_stdout())
+        stdout = interpreter.guard.take_stdout()
+        interpreter.stdout.append(stdout)
+        interpreter.unrecorded(stdout)  # the failing statement's own output
     if interpreter.guard.stdout_dropped:
         interpreter.notices.append(
             f"print output past {limits.max_stdout_chars} characters was dropped (max_stdout_chars)"
         )
     return Execution(
         env=interpreter.env,
-        steps=interpreter.steps,
+        recorder=interpreter.recorder,
         error=error,
         notices=interpreter.notices,
         truncated=interpreter.truncated,
@@ -589,21 +614,25 @@ def execute(code: str, limits: SandboxLimits, record: bool, caught: list[Any]) -
     )
 
 
-def run_program(code: str, limits: SandboxLimits | None = None) -> dict[str, Any]:
+def run_answer(code: str, limits: SandboxLimits, steps: StepsFormat = "full") -> Answer:
+    """Run a learner program in this process; its answer, fitted to ``max_answer_bytes``."""
+    with session() as caught:
+        result = execute(code, limits, record=True, caught=caught, steps=steps)
+    recorder = result.recorder or Recorder(Serializer(limits), limits, steps)
+    return Answer(recorder, result.error, result.truncated, result.notices, result.statements)
+
+
+def run_program(
+    code: str, limits: SandboxLimits | None = None, steps: StepsFormat = "full"
+) -> dict[str, Any]:
     """Run a learner program in this process and return its steps.
 
     Returns ``{"steps": [Step], "error": None | {"line", "message"}, "truncated": bool,
-    "notices": [str], "statements": int}``. Raises SandboxRefused (or SandboxLimitExceeded) for
-    programs the sandbox will not run or stopped. Blocks other in-process runs while it runs;
+    "notices": [str], "steps_format": steps, "stdout_after": str, "statements": int}``: with
+    ``steps="full"`` each Step holds every variable after it, with ``"changes"`` only the
+    variables that changed (``changes``) and those deleted (``removed``). The answer fits in
+    ``limits.max_answer_bytes`` bytes of JSON. Raises SandboxRefused (or SandboxLimitExceeded)
+    for programs the sandbox will not run or stopped. Blocks other in-process runs while it runs;
     for untrusted input from a server prefer ``run_program_isolated``.
     """
-    limits = limits or SandboxLimits()
-    with session() as caught:
-        result = execute(code, limits, record=True, caught=caught)
-    return {
-        "steps": result.steps,
-        "error": result.error,
-        "truncated": result.truncated,
-        "notices": result.notices,
-        "statements": result.statements,
-    }
+    return run_answer(code, limits or SandboxLimits(), steps).as_dict()

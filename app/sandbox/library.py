@@ -22,13 +22,18 @@ from app.sandbox.guards import (
     ARRAY_KINDS,
     Guard,
     arange_count,
+    as_number,
+    as_shape,
+    as_size,
     broadcast_shape,
     data_elements,
     iter_checked,
     matmul_shape,
     numel,
+    shape_elements,
     shape_of,
-    size_from_args,
+    size_int,
+    varargs_shape,
 )
 from app.sandbox.limits import SandboxRefused
 from app.sandbox.operators import binary
@@ -39,6 +44,8 @@ Kwargs = dict[str, Any]
 Impl = Callable[[Guard, Args, Kwargs], Any]
 MethodImpl = Callable[[Guard, Any, Args, Kwargs], Any]
 Rule = Callable[[Guard, Args, Kwargs], None]
+# Converts a function's size arguments and checks them; returns the arguments to call with.
+Prep = Callable[[Guard, str, Args, Kwargs], tuple[Args, Kwargs]]
 
 
 class SafeFunction:
@@ -188,24 +195,6 @@ def rule_none(guard: Guard, args: Args, kwargs: Kwargs) -> None:
     """Ops whose result is never bigger than an argument that already exists."""
 
 
-def rule_creator(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    guard.check_shape(size_from_args(args, kwargs))
-
-
-def rule_full(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    size = kwargs["size"] if "size" in kwargs else (args[0] if args else ())
-    guard.check_shape(size_from_args((size,), {}))
-
-
-def rule_randint(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    if "size" in kwargs:
-        size = kwargs["size"]
-    else:
-        sized = [a for a in args if isinstance(a, list | tuple)]
-        size = sized[-1] if sized else ()
-    guard.check_shape(size_from_args((size,), {}))
-
-
 def _positional(args: Args, kwargs: Kwargs, names: list[str], defaults: list[Any]) -> list[Any]:
     values = list(defaults)
     for i, value in enumerate(args[: len(names)]):
@@ -216,31 +205,128 @@ def _positional(args: Args, kwargs: Kwargs, names: list[str], defaults: list[Any
     return values
 
 
-def rule_arange(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    if len(args) == 1 and "end" not in kwargs and "stop" not in kwargs:
-        start, end, step = 0, args[0], kwargs.get("step", 1)
-    else:
-        start, end, step = _positional(args, kwargs, ["start", "end", "step"], [0, 0, 1])
-        if "stop" in kwargs:
-            end = kwargs["stop"]
-    guard.check_elements(arange_count(start, end, step))
+# -- size rules that convert: every size becomes the checked Python int that is passed on ----------
+#
+# A program may give a size as an int, a bool, a NumPy integer or a one-element integer tensor
+# (``torch.linspace(0, 1, torch.tensor(400000000))``); each is turned into a Python int by
+# ``as_size`` and checked before the call, and the call gets that int, never the original.
+
+_MISSING = object()
 
 
-def rule_linspace(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    steps = args[2] if len(args) > 2 else kwargs.get("steps", kwargs.get("num", 50))
-    if isinstance(steps, int):
-        guard.check_elements(steps)
+def _convert_arg(
+    args: Args, kwargs: Kwargs, index: int, key: str, convert: Callable[[Any], Any]
+) -> tuple[Args, Any]:
+    """Convert the argument given at position ``index`` or as ``key=`` (kwargs in place).
+
+    Returns the new positional arguments and the converted value (``_MISSING`` if not given).
+    """
+    if key in kwargs:
+        kwargs[key] = value = convert(kwargs[key])
+        return args, value
+    if len(args) > index:
+        value = convert(args[index])
+        return (*args[:index], value, *args[index + 1 :]), value
+    return args, _MISSING
 
 
-def rule_eye(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    n, m = _positional(args, kwargs, ["n", "m"], [0, None])
-    if isinstance(n, int) and (m is None or isinstance(m, int)):
-        guard.check_elements(n * (n if m is None else m))
+def size_creator(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    """``torch.ones(2, 3)``, ``torch.ones((2, 3))``, ``torch.ones(size=[2, 3])``."""
+    shape, args = varargs_shape(args, kwargs, f"{name}(): size")
+    guard.check_size(shape)
+    return args, kwargs
 
 
-def rule_first_int(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    if args and isinstance(args[0], int):
-        guard.check_elements(args[0])
+def size_full(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    """``torch.full(size, fill_value)``."""
+    args, shape = _convert_arg(args, kwargs, 0, "size", lambda v: as_shape(v, f"{name}(): size"))
+    if shape is not _MISSING:
+        guard.check_size(shape)
+    return args, kwargs
+
+
+def size_randint(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    """``torch.randint([low,] high, size)``: the size is the last list/tuple (or ``size=``)."""
+    sized = [i for i, a in enumerate(args) if isinstance(a, list | tuple)]
+    index = sized[-1] if sized else len(args)
+    args, shape = _convert_arg(
+        args, kwargs, index, "size", lambda v: as_shape(v, f"{name}(): size")
+    )
+    if shape is not _MISSING:
+        guard.check_size(shape)
+    return args, kwargs
+
+
+def size_arange(numpy: bool) -> Prep:
+    """``arange(end)``, ``arange(start, end[, step])``: the ends and step as plain numbers."""
+
+    def prep(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+        args = tuple(as_number(a) if i < 3 else a for i, a in enumerate(args))
+        for key in ("start", "end", "stop", "step"):
+            if key in kwargs:
+                kwargs[key] = as_number(kwargs[key])
+        if len(args) == 1 and "end" not in kwargs and "stop" not in kwargs:
+            start, end, step = 0, args[0], kwargs.get("step", 1)
+        else:
+            start, end, step = _positional(args, kwargs, ["start", "end", "step"], [0, 0, 1])
+            if "stop" in kwargs:
+                end = kwargs["stop"]
+        if numpy:  # np.arange(5, None) is np.arange(0, 5); a step of None is 1
+            start, end = (0, start) if end is None else (start, end)
+            step = 1 if step is None else step
+        guard.check_elements(arange_count(start, end, step), "array" if numpy else "tensor")
+        return args, kwargs
+
+    return prep
+
+
+def size_linspace(numpy: bool) -> Prep:
+    """``linspace(start, end, steps)``; NumPy's ``num`` (default 50) times the broadcast shape of
+    ``start`` and ``stop``, which may be arrays."""
+    key = "num" if numpy else "steps"
+
+    def prep(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+        args, steps = _convert_arg(args, kwargs, 2, key, lambda v: as_size(v, f"{name}(): {key}"))
+        if steps is _MISSING:
+            steps = 50 if numpy else 0
+        start, end = _positional(args, kwargs, ["start", "stop" if numpy else "end"], [0, 0])
+        ends = [s for s in (shape_of(start), shape_of(end)) if s is not None]
+        points = broadcast_shape(ends) or ()
+        if isinstance(steps, int):
+            guard.check_elements(max(steps, 0) * numel(points), "array" if numpy else "tensor")
+        return args, kwargs
+
+    return prep
+
+
+def size_eye(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    """``torch.eye(n, m=None)``."""
+    args, n = _convert_arg(args, kwargs, 0, "n", lambda v: as_size(v, f"{name}(): n"))
+    args, m = _convert_arg(
+        args, kwargs, 1, "m", lambda v: v if v is None else as_size(v, f"{name}(): m")
+    )
+    columns = n if m is _MISSING or m is None else m
+    if isinstance(n, int) and isinstance(columns, int):
+        guard.check_elements(max(n, 0) * max(columns, 0))
+    return args, kwargs
+
+
+def size_randperm(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    """``torch.randperm(n)``."""
+    args, n = _convert_arg(args, kwargs, 0, "n", lambda v: as_size(v, f"{name}(): n"))
+    if isinstance(n, int):
+        guard.check_elements(n)
+    return args, kwargs
+
+
+def size_np_shape(guard: Guard, name: str, args: Args, kwargs: Kwargs) -> tuple[Args, Kwargs]:
+    """``np.ones(shape)``: an int, a list/tuple, or a 1-d integer array of dimensions."""
+    args, shape = _convert_arg(
+        args, kwargs, 0, "shape", lambda v: as_shape(v, f"{name}(): shape", arrays=True)
+    )
+    if shape is not _MISSING:
+        guard.check_size(shape, "array")
+    return args, kwargs
 
 
 def rule_data(guard: Guard, args: Args, kwargs: Kwargs) -> None:
@@ -264,6 +350,17 @@ def _wrap(qualname: str, fn: Callable[..., Any], rule: Rule = rule_broadcast) ->
     def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
         check_kwargs(qualname, kwargs)
         rule(guard, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return SafeFunction(qualname, impl)
+
+
+def _sized(qualname: str, fn: Callable[..., Any], prep: Prep) -> SafeFunction:
+    """A creator whose size arguments ``prep`` converts and checks before ``fn`` runs."""
+
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        check_kwargs(qualname, kwargs)
+        args, kwargs = prep(guard, qualname, args, kwargs)
         return fn(*args, **kwargs)
 
     return SafeFunction(qualname, impl)
@@ -301,16 +398,16 @@ def _torch_members() -> dict[str, Any]:
     }
     members.update({name: getattr(torch, name) for name in _TORCH_DTYPES})
     for name in ("zeros", "ones", "rand", "randn"):
-        members[name] = _wrap(f"torch.{name}", getattr(torch, name), rule_creator)
+        members[name] = _sized(f"torch.{name}", getattr(torch, name), size_creator)
     # torch.empty would show whatever the memory held before; zeros teach the same shapes.
-    members["empty"] = _wrap("torch.empty", torch.zeros, rule_creator)
+    members["empty"] = _sized("torch.empty", torch.zeros, size_creator)
     members["empty_like"] = _wrap("torch.empty_like", torch.zeros_like)
-    members["full"] = _wrap("torch.full", torch.full, rule_full)
-    members["randint"] = _wrap("torch.randint", torch.randint, rule_randint)
-    members["arange"] = _wrap("torch.arange", torch.arange, rule_arange)
-    members["linspace"] = _wrap("torch.linspace", torch.linspace, rule_linspace)
-    members["eye"] = _wrap("torch.eye", torch.eye, rule_eye)
-    members["randperm"] = _wrap("torch.randperm", torch.randperm, rule_first_int)
+    members["full"] = _sized("torch.full", torch.full, size_full)
+    members["randint"] = _sized("torch.randint", torch.randint, size_randint)
+    members["arange"] = _sized("torch.arange", torch.arange, size_arange(numpy=False))
+    members["linspace"] = _sized("torch.linspace", torch.linspace, size_linspace(numpy=False))
+    members["eye"] = _sized("torch.eye", torch.eye, size_eye)
+    members["randperm"] = _sized("torch.randperm", torch.randperm, size_randperm)
     members["tensor"] = _wrap("torch.tensor", torch.tensor, rule_data)
     members["as_tensor"] = _wrap("torch.as_tensor", torch.as_tensor, rule_data)
     for name in ("matmul", "mm", "dot"):
@@ -336,9 +433,14 @@ leaky_relu binary_cross_entropy"""
 
 def _linear(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
     check_kwargs("nn.Linear", kwargs)
-    n_in, n_out = _positional(args, kwargs, ["in_features", "out_features"], [0, 0])
+    args, n_in = _convert_arg(
+        args, kwargs, 0, "in_features", lambda v: as_size(v, "nn.Linear(): in_features")
+    )
+    args, n_out = _convert_arg(
+        args, kwargs, 1, "out_features", lambda v: as_size(v, "nn.Linear(): out_features")
+    )
     if isinstance(n_in, int) and isinstance(n_out, int):
-        guard.check_elements(n_in * n_out, "nn.Linear weight")
+        guard.check_elements(max(n_in, 0) * max(n_out, 0), "nn.Linear weight")
     return nn.Linear(*args, **kwargs)
 
 
@@ -427,28 +529,12 @@ def call_module(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> 
 # -- numpy -----------------------------------------------------------------------------------------
 
 
-def _np_creator(name: str, fn: Callable[..., Any]) -> SafeFunction:
-    def rule(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-        shape = kwargs["shape"] if "shape" in kwargs else (args[0] if args else ())
-        guard.check_shape(size_from_args((shape,), {}), "array")
-
-    return _wrap(f"np.{name}", fn, rule)
-
-
 def _np_array(name: str, fn: Callable[..., Any]) -> SafeFunction:
     def rule(guard: Guard, args: Args, kwargs: Kwargs) -> None:
         if args:
             guard.check_elements(data_elements(guard, args[0], "an array"), "array")
 
     return _wrap(f"np.{name}", fn, rule)
-
-
-def _np_arange(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    if len(args) == 1 and "stop" not in kwargs:
-        guard.check_elements(arange_count(0, args[0], kwargs.get("step", 1)), "array")
-    else:
-        start, stop, step = _positional(args, kwargs, ["start", "stop", "step"], [0, 0, 1])
-        guard.check_elements(arange_count(start, stop, step), "array")
 
 
 def _numpy_members() -> dict[str, Any]:
@@ -462,10 +548,10 @@ def _numpy_members() -> dict[str, Any]:
     members["matmul"] = _wrap("np.matmul", np.matmul, rule_matmul)
     members["array"] = _np_array("array", np.array)
     members["asarray"] = _np_array("asarray", np.asarray)
-    members["ones"] = _np_creator("ones", np.ones)
-    members["zeros"] = _np_creator("zeros", np.zeros)
-    members["arange"] = _wrap("np.arange", np.arange, _np_arange)
-    members["linspace"] = _wrap("np.linspace", np.linspace, rule_linspace)
+    members["ones"] = _sized("np.ones", np.ones, size_np_shape)
+    members["zeros"] = _sized("np.zeros", np.zeros, size_np_shape)
+    members["arange"] = _sized("np.arange", np.arange, size_arange(numpy=True))
+    members["linspace"] = _sized("np.linspace", np.linspace, size_linspace(numpy=True))
     members["pi"] = float(np.pi)
     members["e"] = float(np.e)
     return members
@@ -506,29 +592,51 @@ def _tolist(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
 
 def _expand(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
     check_kwargs("Tensor.expand", kwargs)
-    sizes = size_from_args(args, kwargs)
-    shape = list(t.shape)
-    full = [1] * (len(sizes) - len(shape)) + shape
-    guard.check_shape(
-        [full[i] if s == -1 else s for i, s in enumerate(sizes)]
-        if len(full) == len(sizes)
-        else sizes
-    )
+    sizes, _ = varargs_shape(args, kwargs, "Tensor.expand(): size")
+    sizes = sizes if isinstance(sizes, tuple) else (sizes,)
+    if shape_elements(sizes) is not None:
+        shape = list(t.shape)
+        full = [1] * (len(sizes) - len(shape)) + shape
+        guard.check_size(
+            tuple(full[i] if s == -1 else s for i, s in enumerate(sizes))
+            if len(full) == len(sizes)
+            else sizes
+        )
     return t.expand(*sizes)
 
 
 def _repeat(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
     check_kwargs("Tensor.repeat", kwargs)
-    sizes = size_from_args(args, kwargs)
-    guard.check_elements(t.numel() * numel(tuple(max(s, 0) for s in sizes)))
+    sizes, _ = varargs_shape(args, kwargs, "Tensor.repeat(): repeats")
+    sizes = sizes if isinstance(sizes, tuple) else (sizes,)
+    count = shape_elements(sizes)
+    if count is not None:
+        guard.check_elements(t.numel() * count)
     return t.repeat(*sizes)
+
+
+def _backward(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
+    """``loss.backward()``, then count the grads it made (wherever their tensors are kept)."""
+    check_kwargs("Tensor.backward", kwargs)
+    rule_broadcast(guard, (t, *args), kwargs)
+    result = t.backward(*args, **kwargs)
+    guard.track_grads(t, kwargs.get("inputs"))
+    return result
+
+
+def _retain_grad(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
+    check_kwargs("Tensor.retain_grad", kwargs)
+    t.retain_grad(*args, **kwargs)
+    if not t.is_leaf:
+        guard.retain_grad(t)
+    return None
 
 
 _TENSOR_METHODS_PLAIN = _names(
     """view reshape item t sum mean pow exp log abs sqrt max min argmax argmin
-backward zero_ add_ mul_ sub_ div_ pow_ fill_ clamp_ clamp clone detach detach_ requires_grad_
+zero_ add_ mul_ sub_ div_ pow_ fill_ clamp_ clamp clone detach detach_ requires_grad_
 contiguous size dim numel unsqueeze squeeze flatten permute transpose float double long int half
-bool storage_offset stride is_contiguous retain_grad softmax log_softmax relu sigmoid tanh sin cos
+bool storage_offset stride is_contiguous softmax log_softmax relu sigmoid tanh sin cos
 neg square std var prod norm round floor ceil sign all any add sub mul div eq ne lt gt le ge
 maximum minimum allclose equal expand_as view_as reshape_as masked_fill masked_fill_ copy_ abs_
 exp_ neg_ sqrt_ relu_ is_floating_point element_size nelement cumsum type_as"""
@@ -562,6 +670,8 @@ TENSOR_METHODS.update(
         "tolist": _tolist,
         "expand": _expand,
         "repeat": _repeat,
+        "backward": _backward,
+        "retain_grad": _retain_grad,
     }
 )
 
@@ -627,8 +737,18 @@ MODULE_METHODS: dict[str, MethodImpl] = {
     "train": _module_method("train"),
     "eval": _module_method("eval"),
 }
+_step = _module_method("step")
+
+
+def _optimizer_step(guard: Guard, optimizer: Any, args: Args, kwargs: Kwargs) -> Any:
+    """``optimizer.step()``, then count the state it made (Adam's averages, SGD's momentum)."""
+    result = _step(guard, optimizer, args, kwargs)
+    guard.track_optimizer(optimizer)
+    return result
+
+
 OPTIMIZER_METHODS: dict[str, MethodImpl] = {
-    "step": _module_method("step"),
+    "step": _optimizer_step,
     "zero_grad": _module_method("zero_grad"),
 }
 
@@ -867,8 +987,13 @@ def _sum(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
 
 def _round(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
     _no_kwargs("round", kwargs)
-    if len(args) > 1 and isinstance(args[1], int) and abs(args[1]) > 100:
-        raise SandboxRefused("round() takes at most 100 digits here")
+    if len(args) > 1:
+        # round(5, -10**9) computes 10**(10**9): bound ndigits whatever whole-number type it has
+        digits = size_int(args[1])
+        if digits is not None:
+            if abs(digits) > 100:
+                raise SandboxRefused("round() takes at most 100 digits here")
+            args = (args[0], digits, *args[2:])
     return round(*args)
 
 

@@ -41,6 +41,9 @@ class SandboxLimits:
     max_recorded_numbers: int = 500_000
     # Nodes of the autograd graph returned by autograd_graph (the walk stops past this).
     max_graph_nodes: int = 1_000
+    # Bytes of JSON one answer may hold (steps, print output, graph, backward steps), counted
+    # while it is recorded: past this, recording stops with a notice (the program runs on).
+    max_answer_bytes: int = 8 * 1024 * 1024
 
 
 class SandboxRefused(Exception):

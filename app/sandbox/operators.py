@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from app.sandbox.guards import Guard, broadcast_shape, matmul_shape, shape_of
+from app.sandbox.guards import Guard, broadcast_shape, matmul_shape, shape_of, size_int
 from app.sandbox.limits import SandboxRefused
 
 BINARY: dict[str, Callable[[Any, Any], Any]] = {
@@ -61,13 +61,20 @@ _SEQUENCES = (str, list, tuple)
 _INDEX_SEQUENCES = (torch.Tensor, np.ndarray, list, tuple, range)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _repeat_count(value: Any) -> int | None:
+    """How many times ``seq * value`` repeats a list or string: Python takes any whole number
+    (``[0] * torch.tensor(10**9)``, ``"a" * np.int64(10**9)``); NumPy arrays broadcast instead."""
+    if isinstance(value, bool):
+        return None  # at most one copy
+    if isinstance(value, int | np.integer | torch.Tensor):
+        return size_int(value)
+    return None
 
 
 def precheck_binary(guard: Guard, op: str, left: Any, right: Any) -> None:
     """Refuse an operation whose result would be over a limit, before computing it."""
-    if _is_int(left) and _is_int(right):
+    if isinstance(left, int) and isinstance(right, int):  # bools too: True << 10**9 is an int
+        left, right = int(left), int(right)
         if op == "Pow" and right > 0 and abs(left) > 1:
             guard.check_int_bits(left.bit_length() * right)
         elif op == "Mult":
@@ -79,8 +86,9 @@ def precheck_binary(guard: Guard, op: str, left: Any, right: Any) -> None:
         raise SandboxRefused("%-formatting of strings is not supported: use an f-string")
     if op == "Mult":
         seq, count = (left, right) if isinstance(left, _SEQUENCES) else (right, left)
-        if isinstance(seq, _SEQUENCES) and _is_int(count):
-            length = len(seq) * max(count, 0)
+        times = _repeat_count(count) if isinstance(seq, _SEQUENCES) else None
+        if times is not None:
+            length = len(seq) * max(times, 0)
             if isinstance(seq, str):
                 guard.check_str_len(length)
             else:

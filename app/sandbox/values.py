@@ -7,6 +7,7 @@ JSON numbers cannot be NaN or infinite, so non-finite floats are encoded as the 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import weakref
 from typing import Any
@@ -27,6 +28,36 @@ MAX_NODES_PER_VARIABLE = 2_000
 
 class RecordingBudgetExceeded(Exception):
     """The serializer went past its total budget of numbers (``max_recorded_numbers``)."""
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as the compact JSON every answer of the sandbox is made of.
+
+    ASCII only, with ``<``, ``>`` and ``&`` escaped as well (as a page's embedded JSON needs):
+    so the length of this text is exactly the answer's bytes, for the API and inside a page.
+    """
+    text = _ENCODER.encode(obj)
+    if "<" in text or ">" in text or "&" in text:
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text
+
+
+# Objects whose Value can only change when the variable is bound to another object; tuples of
+# them count too (up to MAX_ITEMS_SHOWN items, past which checking costs more than serializing).
+_IMMUTABLE = (str, int, float, complex, bytes, type(None), np.generic, torch.dtype, torch.Size,
+              range, slice)  # fmt: skip
+
+
+def is_immutable(obj: Any, depth: int = 0) -> bool:
+    """True when ``obj`` cannot change in place, so the same object always has the same Value."""
+    if isinstance(obj, _IMMUTABLE):
+        return True
+    if type(obj) is tuple and len(obj) <= MAX_ITEMS_SHOWN and depth < 3:
+        return all(is_immutable(item, depth + 1) for item in obj)
+    return False
 
 
 _NP_DTYPE_TYPES = (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64)
@@ -56,14 +87,51 @@ def tensor_values(tensor: torch.Tensor, limit: int) -> Any:
     """Nested list (or a plain number for a 0-d tensor), None past ``limit`` elements."""
     if tensor.numel() > limit:
         return None
-    return clean_nested(tensor.detach().cpu().tolist())
+    t = tensor.detach().cpu()
+    # Only floats can hold nan or inf: walking the nested lists is most of the cost otherwise.
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        return clean_nested(t.tolist())
+    if t.is_complex():
+        return clean_nested(t.tolist())
+    return t.tolist()
+
+
+def array_values(a: np.ndarray) -> Any:
+    """An array's values as nested lists, non-finite floats as strings."""
+    if a.dtype.kind in "biu" or (a.dtype.kind == "f" and bool(np.isfinite(a).all())):
+        return a.tolist()
+    return clean_nested(a.tolist())
+
+
+class _Block:
+    """One memory block seen so far: its range, its token, and the live objects over it."""
+
+    __slots__ = ("start", "end", "name", "refs")
+
+    def __init__(self, start: int, end: int, name: str) -> None:
+        self.start = start
+        self.end = end
+        self.name = name
+        self.refs: dict[int, weakref.ref[Any]] = {}  # id -> ref, gone when the object is
+
+    def add(self, obj: Any) -> None:
+        key = id(obj)
+        if key not in self.refs:
+            refs = self.refs
+            self.refs[key] = weakref.ref(obj, lambda _: refs.pop(key, None))
 
 
 class StorageTokens:
-    """Short stable names ("s1", "s2", ...) for memory blocks, shared by objects that overlap."""
+    """Short stable names ("s1", "s2", ...) for memory blocks, shared by objects that overlap.
+
+    A step serializes every tensor the program holds, so a token must not cost a walk over every
+    block: an object whose block is known by its start address (views, ``.numpy()``,
+    ``from_numpy``) is answered at once; only a new block is compared with the others.
+    """
 
     def __init__(self) -> None:
-        self._blocks: list[tuple[int, int, str, list[weakref.ref[Any]]]] = []
+        self._blocks: list[_Block] = []
+        self._by_start: dict[int, _Block] = {}
         self._empty: dict[int, tuple[weakref.ref[Any], str]] = {}
         self._count = 0
 
@@ -81,17 +149,24 @@ class StorageTokens:
             self._empty[id(obj)] = (weakref.ref(obj), name)
             return name
         end = start + nbytes
-        self._blocks = [b for b in self._blocks if any(r() is not None for r in b[3])]
-        for i, (s, e, name, refs) in enumerate(self._blocks):
-            if start < e and s < end:
-                if not any(r() is obj for r in refs):
-                    refs.append(weakref.ref(obj))
-                if start < s or end > e:
-                    self._blocks[i] = (min(s, start), max(e, end), name, refs)
-                return name
-        name = self._new()
-        self._blocks.append((start, end, name, [weakref.ref(obj)]))
-        return name
+        block = self._by_start.get(start)
+        if block is not None and block.refs and block.start <= start and end <= block.end:
+            block.add(obj)
+            return block.name
+        # A block whose objects are all gone is free memory: a new object there is new.
+        self._blocks = [b for b in self._blocks if b.refs]
+        self._by_start = {k: b for k, b in self._by_start.items() if b.refs}
+        for block in self._blocks:
+            if start < block.end and block.start < end:
+                block.add(obj)
+                block.start, block.end = min(block.start, start), max(block.end, end)
+                self._by_start[start] = block
+                return block.name
+        block = _Block(start, end, self._new())
+        block.add(obj)
+        self._blocks.append(block)
+        self._by_start[start] = block
+        return block.name
 
 
 class Serializer:
@@ -106,17 +181,22 @@ class Serializer:
 
     def variables(self, env: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Every variable's Value; raises RecordingBudgetExceeded past the total budget."""
-        result = {}
-        for name, value in env.items():
-            self._nodes_left = MAX_NODES_PER_VARIABLE
-            result[name] = self.value(value)
-        return result
+        return {name: self.variable(value) for name, value in env.items()}
 
-    def value(self, obj: Any, depth: int = 0, path: tuple[int, ...] = ()) -> dict[str, Any]:
-        self.numbers += 1
-        self._nodes_left -= 1
+    def variable(self, obj: Any) -> dict[str, Any]:
+        """One variable's Value (at most MAX_NODES_PER_VARIABLE nodes of it)."""
+        self._nodes_left = MAX_NODES_PER_VARIABLE
+        return self.value(obj)
+
+    def _count(self, numbers: int) -> None:
+        """Count what is serialized: a number each, a character each for text."""
+        self.numbers += numbers
         if self.numbers > self.budget:
             raise RecordingBudgetExceeded
+
+    def value(self, obj: Any, depth: int = 0, path: tuple[int, ...] = ()) -> dict[str, Any]:
+        self._count(1)
+        self._nodes_left -= 1
         if isinstance(obj, torch.Tensor):
             return self.tensor(obj)
         if isinstance(obj, np.ndarray):
@@ -133,11 +213,9 @@ class Serializer:
                 "type": "int" if isinstance(number, int) else "float",
             }
         if isinstance(obj, str):
-            return {
-                "kind": "str",
-                "value": obj[:MAX_TEXT_SHOWN],
-                "truncated": len(obj) > MAX_TEXT_SHOWN,
-            }
+            shown = obj[:MAX_TEXT_SHOWN]
+            self._count(len(shown))  # a long string is many values, not one
+            return {"kind": "str", "value": shown, "truncated": len(obj) > MAX_TEXT_SHOWN}
         if isinstance(obj, torch.dtype) or (isinstance(obj, type) and obj in _NP_DTYPE_TYPES):
             return {"kind": "dtype", "value": dtype_name(obj)}
         if isinstance(obj, torch.Size):
@@ -145,16 +223,20 @@ class Serializer:
         if isinstance(obj, torch.autograd.graph.Node):
             return {"kind": "grad_fn", "name": type(obj).__name__}
         if isinstance(obj, torch.nn.Module):
+            text = repr(obj)[:MAX_TEXT_SHOWN]
+            self._count(len(text))
             return {
                 "kind": "module",
-                "repr": repr(obj)[:MAX_TEXT_SHOWN],
+                "repr": text,
                 "parameters": {
                     name: self.tensor(p) for name, p in list(obj.named_parameters())[:32]
                 },
             }
         if isinstance(obj, CONTAINERS) and not _is_structseq(obj):
             return self.container(obj, depth, path)
-        return {"kind": "other", "repr": short_repr(obj)}
+        text = short_repr(obj)
+        self._count(len(text))
+        return {"kind": "other", "repr": text}
 
     def tensor(self, t: torch.Tensor) -> dict[str, Any]:
         # Not cached between steps: NumPy can change a shared tensor without bumping _version.
@@ -165,8 +247,9 @@ class Serializer:
         limit = self.limits.max_display_elements
         values = tensor_values(t, limit)
         grad_values = tensor_values(grad, limit) if grad is not None else None
-        self.numbers += (t.numel() if values is not None else 0) + (
-            grad.numel() if grad_values is not None and grad is not None else 0
+        self._count(
+            (t.numel() if values is not None else 0)
+            + (grad.numel() if grad_values is not None and grad is not None else 0)
         )
         return {
             "kind": "tensor",
@@ -185,13 +268,13 @@ class Serializer:
     def ndarray(self, a: np.ndarray) -> dict[str, Any]:
         shown = a.size <= self.limits.max_display_elements
         if shown:
-            self.numbers += a.size
+            self._count(a.size)
         return {
             "kind": "ndarray",
             "shape": list(a.shape),
             "dtype": str(a.dtype),
             "stride": [s // a.itemsize for s in a.strides] if a.itemsize else list(a.strides),
-            "values": clean_nested(a.tolist()) if shown else None,
+            "values": array_values(a) if shown else None,
             "storage": self.tokens.token(a),
         }
 

@@ -1,25 +1,20 @@
 """The sandbox worker process: ``python -m app.sandbox.worker FD`` serves programs over FD.
 
-Started by ``app.sandbox.isolation``; it limits itself (one torch thread, CPU-time and
-address-space rlimits, no core dumps), warms up, then answers (kind, code, limits, backward)
-requests with tagged replies until its socket closes.
+Started by ``app.sandbox.isolation`` (through ``app.workers.pool``); it warms up, limits itself
+(one torch thread, CPU-time and address-space rlimits, no core dumps: ``app.workers.serve``),
+then answers (kind, code, limits, backward, steps, encoded) requests with tagged replies until its
+socket closes. With ``encoded`` the answer comes back as the bytes of its JSON, made here, so the
+server never builds (or holds more than) the answer itself.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-import resource
-import sys
-from multiprocessing.connection import Connection
 from typing import Any
 
-import torch
-
-from app.sandbox.graph import autograd_graph
-from app.sandbox.interpreter import run_program
-from app.sandbox.limits import SandboxLimitExceeded, SandboxRefused
+from app.sandbox.graph import graph_answer
+from app.sandbox.interpreter import run_answer, run_program
+from app.sandbox.limits import SandboxLimitExceeded, SandboxLimits, SandboxRefused
+from app.workers import serve
 
 # Virtual memory a worker may map on top of what it maps after importing torch and warming up.
 ADDRESS_SPACE_HEADROOM = 2 * 1024**3
@@ -36,38 +31,16 @@ opt.step()
 """
 
 
-def _vm_size() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _limit_self() -> None:
-    """Resource limits the worker sets on itself once its imports are done."""
-    torch.set_num_threads(1)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    with contextlib.suppress(ValueError, OSError):
-        limit = _vm_size() + ADDRESS_SPACE_HEADROOM
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-def _set_cpu_budget(seconds: float) -> None:
-    """Let the next program use ``seconds`` more CPU time; past that the kernel sends SIGXCPU."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    soft = math.ceil(usage.ru_utime + usage.ru_stime + seconds)
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-
 def handle(request: tuple[Any, ...]) -> tuple[Any, ...]:
     """One request -> ("ok", result) | ("limit", reason, line, limit) | ("refused", reason,
-    line) | ("crash", message)."""
-    kind, code, limits, backward = request
+    line) | ("crash", message); result is a dict, or JSON bytes when the request is encoded."""
+    kind, code, limits, backward, steps, encoded = request
     try:
-        if kind == "graph":
-            return ("ok", autograd_graph(code, backward, limits))
-        return ("ok", run_program(code, limits))
+        answer = graph_answer(code, backward, limits) if kind == "graph" else None
+        if answer is not None:
+            return ("ok", answer.as_json() if encoded else answer.as_dict())
+        run = run_answer(code, limits, steps)
+        return ("ok", run.as_json() if encoded else run.as_dict())
     except SandboxLimitExceeded as exc:
         return ("limit", exc.reason, exc.line, exc.limit)
     except SandboxRefused as exc:
@@ -78,27 +51,14 @@ def handle(request: tuple[Any, ...]) -> tuple[Any, ...]:
         return ("crash", f"{type(exc).__name__}: {exc}")
 
 
-def serve(conn: Connection) -> None:
-    _limit_self()
-    run_program(_WARM_UP)
-    try:
-        conn.send(("ready",))
-    except OSError:  # the server stopped (or gave up on us) while we warmed up
-        return
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        _set_cpu_budget(request[2].max_seconds + CPU_MARGIN_SECONDS)
-        try:
-            conn.send(handle(request))
-        except (OSError, ValueError):
-            return
+def cpu_seconds(request: tuple[Any, ...]) -> float:
+    """CPU time one request may use: its program's max_seconds and a margin."""
+    limits: SandboxLimits = request[2]
+    return limits.max_seconds + CPU_MARGIN_SECONDS
 
 
 def main() -> None:
-    serve(Connection(int(sys.argv[1])))
+    serve.main(handle, cpu_seconds, ADDRESS_SPACE_HEADROOM, warm_up=lambda: run_program(_WARM_UP))
 
 
 if __name__ == "__main__":

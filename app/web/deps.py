@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from app.config import Settings
 from app.lessons.activations import ActivationLimits
 from app.lessons.softmax import SoftmaxLimits
+from app.web.admission import Gate
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -46,3 +47,19 @@ def activation_limits(settings: SettingsDep) -> ActivationLimits:
 
 SoftmaxLimitsDep = Annotated[SoftmaxLimits, Depends(softmax_limits)]
 ActivationLimitsDep = Annotated[ActivationLimits, Depends(activation_limits)]
+
+
+def program_gate(request: Request) -> Gate:
+    """The app's admission gate in front of the sandbox workers (``app.web.admission``)."""
+    gate: Gate = request.app.state.program_gate
+    return gate
+
+
+def picture_gate(request: Request) -> Gate:
+    """The app's admission gate in front of the picture workers."""
+    gate: Gate = request.app.state.picture_gate
+    return gate
+
+
+ProgramGateDep = Annotated[Gate, Depends(program_gate)]
+PictureGateDep = Annotated[Gate, Depends(picture_gate)]

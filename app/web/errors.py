@@ -18,6 +18,7 @@ from app.lessons.errors import LessonError
 from app.lessons.images import ImageTooLarge, UnsupportedImage
 from app.sandbox import SandboxRefused
 from app.sandbox.isolation import SandboxBusy
+from app.web.admission import TooBusy
 from app.web.schemas import ERROR_MEANINGS, ApiError
 from app.web.templating import render
 
@@ -27,6 +28,7 @@ TITLES = {
     400: "Bad request",
     404: "Page not found",
     405: "Method not allowed",
+    408: "Request too slow",
     413: "Too large",
     415: "Unsupported file type",
     422: "Cannot do that",
@@ -185,7 +187,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LessonError)
     async def lesson_error(request: Request, exc: LessonError) -> Response:
         status = next((LESSON_STATUS[c] for c in type(exc).__mro__ if c in LESSON_STATUS), 422)
-        return error_response(request, status, str(exc))
+        name = getattr(exc, "limit_name", None)  # a limit's refusal names its setting
+        return error_response(request, status, str(exc), {"limit": name} if name else None)
 
     @app.exception_handler(SandboxRefused)
     async def program_refused(request: Request, exc: SandboxRefused) -> Response:
@@ -196,6 +199,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def sandbox_busy(request: Request, exc: SandboxBusy) -> Response:
         retry = {"Retry-After": "5"}
         return error_response(request, 429, str(exc), headers=retry)
+
+    @app.exception_handler(TooBusy)
+    async def too_busy(request: Request, exc: TooBusy) -> Response:
+        retry = {"Retry-After": str(exc.retry_after)}
+        return error_response(request, 429, str(exc), {"limit": exc.limit}, headers=retry)
 
     @app.exception_handler(ConfigError)
     async def bad_config(request: Request, exc: ConfigError) -> Response:

@@ -28,6 +28,7 @@ class ApiError(BaseModel):
 ERROR_MEANINGS: dict[int, str] = {
     400: "the body could not be parsed as its Content-Type says",
     404: "there is no such resource (the detail names it)",
+    408: "the request's body stopped arriving for body_timeout_seconds",
     413: "the body or upload is over its byte limit (the detail names the setting)",
     415: "the upload is not a picture format the lesson reads",
     422: "a field is invalid or over a limit (the detail names which)",
@@ -125,10 +126,24 @@ class LessonViewResponse(BaseModel):
 EXAMPLE_PROGRAM = "x = torch.tensor([1., 2.], requires_grad=True)\ny = x + 2\nz = y * y\n"
 
 
+VALUE_DESCRIPTION = (
+    'name -> Value: {"kind": "tensor", "shape", "dtype", "stride", "values", "requires_grad", '
+    '"is_leaf", "grad_fn", "grad", "storage", "version"}, {"kind": "ndarray", ...} or '
+    '{"kind": "number", "value"}'
+)
+
+
 class ProgramRequest(JsonBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"code": EXAMPLE_PROGRAM}]})
 
     code: str = Field(description="PyTorch-flavoured Python: parsed and interpreted, never exec'd")
+    steps: Literal["full", "changes"] = Field(
+        default="full",
+        description='"full": each step holds every variable after it (variables). "changes": '
+        "each step holds only the variables new or changed since the step before (changes) and "
+        "those deleted (removed), with variables empty; apply removed, then changes, step by "
+        "step to a dict to rebuild every variable. Both fit in max_answer_bytes.",
+    )
 
 
 class ProgramError(BaseModel):
@@ -140,11 +155,19 @@ class Step(BaseModel):
     line: int
     source: str
     variables: dict[str, dict[str, Any]] = Field(
-        description='name -> Value: {"kind": "tensor", "shape", "dtype", "stride", "values", '
-        '"requires_grad", "is_leaf", "grad_fn", "grad", "storage", "version"}, '
-        '{"kind": "ndarray", ...} or {"kind": "number", "value"}'
+        description=VALUE_DESCRIPTION + ': every variable after this step (steps "full"); '
+        'empty with steps "changes"'
     )
     stdout: str
+    changes: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description='steps "changes" only: the variables new, or whose Value differs, since the '
+        "step before (" + VALUE_DESCRIPTION + ")",
+    )
+    removed: list[str] | None = Field(
+        default=None,
+        description='steps "changes" only: the variables deleted since the step before',
+    )
 
 
 class ProgramResponse(BaseModel):
@@ -154,7 +177,15 @@ class ProgramResponse(BaseModel):
     notices: list[str] = Field(
         default_factory=list,
         description="what the sandbox trimmed from the answer, each naming the limit it hit "
-        "(steps recorded, numbers recorded, printed output)",
+        "(steps recorded, numbers recorded, max_answer_bytes, printed output)",
+    )
+    steps_format: Literal["full", "changes"] = Field(
+        default="full", description="the format of steps, as the request asked"
+    )
+    stdout_after: str = Field(
+        default="",
+        description="print output of the statements after the last recorded step (those not "
+        "recorded, and a failing statement's): the steps' stdout, then this, is all it printed",
     )
 
 
@@ -198,3 +229,8 @@ class GraphResponse(BaseModel):
     error: ProgramError | None
     truncated: bool = False
     stdout: str = ""
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what the sandbox left out of the answer, each naming the limit it hit "
+        "(max_answer_bytes: backward steps, node values, variables)",
+    )

@@ -1,6 +1,8 @@
 // Tensor basics: step through a program's trace in the browser, as Python Tutor does.
-// The server rendered the first view and embedded the whole trace (every variable after every
-// statement), so stepping needs no request; Run sends the edited code to POST /api/tensors/run.
+// The server rendered the first view and embedded the whole trace (what each statement changed:
+// API.md "Programs", steps "changes"), so stepping needs no request: the variables of a step are
+// rebuilt from the changes, from a saved state every CHECKPOINT steps. Run sends the edited code
+// to POST /api/tensors/run.
 // The state lives in the URL: ?example=<name>[&code=<edited program>]&step=<n>[&var=<tensor>].
 // Learner text only ever reaches the page through textContent.
 import { storageColour, valueCard } from "./values.js";
@@ -11,6 +13,8 @@ const URL_CODE_LIMIT = data.form.max_url_code_chars;
 const ARRAY_KINDS = ["tensor", "ndarray"];
 const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 const MAX_LABELLED_CELLS = 64; // as app/viz/tensors.py
+const SHARED_NAMES_SHOWN = data.form.shared_names_shown;
+const CHECKPOINT = 32; // steps between saved states: a step costs at most this many changes
 
 const $ = (id) => document.getElementById(id);
 const editor = $("code");
@@ -26,6 +30,9 @@ const state = {
   error: data.result.error,
   refused: data.result.refused,
   truncated: data.result.truncated,
+  notices: data.result.notices || [],
+  stdoutAfter: data.result.stdout_after || "",
+  fromPage: true, // the server's run for the page, whose trace has a quarter of the answer budget
   step: data.result.step,
   variable: data.form.var, // the tensor the learner picked for the heatmap ("" = automatic)
 };
@@ -46,11 +53,39 @@ function flatten(values) {
   return Array.isArray(values) ? values.flatMap(flatten) : [values];
 }
 
+// --- every variable of a step, rebuilt from the changes (app/lessons/tensors.py apply_step) -------
+
+// One step's changes applied to the variables before it: removed, then changes (a new name goes
+// last, so the order is the program's own).
+function applyStep(variables, step) {
+  for (const name of step.removed || []) variables.delete(name);
+  for (const [name, value] of Object.entries(step.changes || {})) variables.set(name, value);
+}
+
+let checkpoints = []; // checkpoints[j]: the variables before step j * CHECKPOINT
+
+function indexTrace() {
+  checkpoints = [new Map()];
+  const variables = new Map();
+  state.steps.forEach((step, i) => {
+    applyStep(variables, step);
+    if ((i + 1) % CHECKPOINT === 0) checkpoints.push(new Map(variables));
+  });
+}
+
+// The variables after step `index` (0-based; -1: before the first step), as a new Map.
+function variablesAt(index) {
+  const j = Math.min(Math.floor((index + 1) / CHECKPOINT), checkpoints.length - 1);
+  const variables = new Map(checkpoints[j]);
+  for (let i = j * CHECKPOINT; i <= index; i++) applyStep(variables, state.steps[i]);
+  return variables;
+}
+
 // --- what one step shows (app/lessons/tensors.py step_view, in the browser) -----------------------
 
 function sharedStorage(variables) {
   const groups = new Map();
-  for (const [name, value] of Object.entries(variables)) {
+  for (const [name, value] of variables) {
     if (!isArray(value) || !value.storage) continue;
     if (!groups.has(value.storage)) groups.set(value.storage, []);
     groups.get(value.storage).push(name);
@@ -59,7 +94,7 @@ function sharedStorage(variables) {
 }
 
 function heatmapVariable(variables, changed, wanted) {
-  const arrays = Object.keys(variables).filter((name) => isArray(variables[name]));
+  const arrays = [...variables.keys()].filter((name) => isArray(variables.get(name)));
   if (arrays.includes(wanted)) return wanted;
   const changedArrays = changed.filter((name) => arrays.includes(name));
   if (changedArrays.length) return changedArrays[0];
@@ -68,13 +103,16 @@ function heatmapVariable(variables, changed, wanted) {
 
 function stepView(step) {
   const total = count();
-  if (total === 0) return { step: 0, count: 0, index: null, line: null, isError: false, changed: [], variables: {}, before: {} };
+  if (total === 0) return { step: 0, count: 0, index: null, line: null, isError: false, changed: [], variables: new Map(), before: new Map() };
   step = Math.min(Math.max(step, 1), total);
   const isError = Boolean(state.error) && step === total;
   const index = isError ? (state.steps.length ? state.steps.length - 1 : null) : step - 1;
-  const variables = index === null ? {} : state.steps[index].variables;
-  const before = index !== null && index > 0 ? state.steps[index - 1].variables : {};
-  const changed = isError ? [] : Object.keys(variables).filter((name) => !same(before[name], variables[name]));
+  const before = index === null ? new Map() : variablesAt(index - 1);
+  const variables = new Map(before);
+  if (index !== null) applyStep(variables, state.steps[index]);
+  // Only the step's own changes can differ from before (the others are the same Values).
+  const changes = index === null || isError ? [] : Object.keys(state.steps[index].changes || {});
+  const changed = changes.filter((name) => !same(before.get(name), variables.get(name)));
   const line = isError ? state.error.line : state.steps[step - 1].line;
   return { step, count: total, index, line, isError, changed, variables, before };
 }
@@ -136,14 +174,14 @@ function markChangedCells(card, before, value) {
   });
 }
 
-function card(name, value, view, shared) {
-  const changed = view.changed.includes(name);
-  const node = valueCard(name, value, { changed });
-  if (changed) markChangedCells(node, view.before[name], value);
-  const group = shared.find((g) => g.names.includes(name));
+function card(name, value, view, sharers, changed) {
+  const node = valueCard(name, value, { changed: changed.has(name) });
+  if (changed.has(name)) markChangedCells(node, view.before.get(name), value);
+  const group = sharers.get(name);
   if (group) {
-    const others = group.names.filter((other) => other !== name);
-    node.querySelector(".value-head").append(el("span", "badge-chip shared", `shares memory with ${others.join(", ")}`));
+    const others = group.filter((other) => other !== name);
+    const more = others.length > SHARED_NAMES_SHOWN ? ` and ${others.length - SHARED_NAMES_SHOWN} more` : "";
+    node.querySelector(".value-head").append(el("span", "badge-chip shared", `shares memory with ${others.slice(0, SHARED_NAMES_SHOWN).join(", ")}${more}`));
   }
   return node;
 }
@@ -160,7 +198,9 @@ function renderVariables(view) {
       return li;
     }),
   );
-  const cards = Object.entries(view.variables).map(([name, value]) => card(name, value, view, shared));
+  const sharers = new Map(shared.flatMap(({ names }) => names.map((name) => [name, names])));
+  const changed = new Set(view.changed);
+  const cards = [...view.variables].map(([name, value]) => card(name, value, view, sharers, changed));
   $("variables").replaceChildren(...(cards.length ? cards : [el("p", "muted", "No variables yet.")]));
 }
 
@@ -172,6 +212,18 @@ function renderStdout(view) {
   const out = $("stdout");
   out.replaceChildren(before);
   if (own) out.append(el("mark", "", own));
+  if (view.step === view.count && state.stdoutAfter) {
+    const after = el("span", "unrecorded", state.stdoutAfter);
+    after.title = "printed by the statements after the last recorded step";
+    out.append(after);
+  }
+}
+
+function renderNotices() {
+  $("sandbox-notices").hidden = state.notices.length === 0;
+  $("truncated-note").hidden = !state.truncated;
+  $("notices").replaceChildren(...state.notices.map((notice) => el("li", "", notice)));
+  $("budget-note").hidden = !state.fromPage || !state.notices.some((notice) => notice.includes("max_answer_bytes"));
 }
 
 function rows(values, shape) {
@@ -222,7 +274,7 @@ function heatmapFigure(name, value) {
 function renderHeatmap(view) {
   const name = heatmapVariable(view.variables, view.changed, state.variable);
   const select = $("heatmap-var");
-  const arrays = Object.keys(view.variables).filter((n) => isArray(view.variables[n]));
+  const arrays = [...view.variables.keys()].filter((n) => isArray(view.variables.get(n)));
   select.replaceChildren(
     ...arrays.map((n) => {
       const option = el("option", "", n);
@@ -232,7 +284,7 @@ function renderHeatmap(view) {
     }),
   );
   select.disabled = arrays.length === 0;
-  const figure = heatmapFigure(name, name ? view.variables[name] : null);
+  const figure = heatmapFigure(name, name ? view.variables.get(name) : null);
   if (window.Plotly) window.Plotly.react(plot, figure.data, figure.layout, PLOT_CONFIG);
 }
 
@@ -261,7 +313,7 @@ function render() {
   renderVariables(view);
   renderStdout(view);
   renderHeatmap(view);
-  $("truncated-note").hidden = !state.truncated;
+  renderNotices();
   const message = $("program-message");
   message.hidden = !state.refused;
   message.textContent = state.refused ? state.refused.message : "";
@@ -357,7 +409,7 @@ async function run(code, example = matchingExample(code)) {
     const response = await fetch("/api/tensors/run", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ code }),
+      body: JSON.stringify({ code, steps: "changes" }),
     });
     const body = await response.json().catch(() => ({}));
     outcome = { status: response.status, body };
@@ -385,9 +437,13 @@ async function run(code, example = matchingExample(code)) {
     error: status === 200 ? body.error : null,
     refused: status === 422 ? { line: body.line ?? null, message: body.detail || "The sandbox refused this program." } : null,
     truncated: status === 200 && Boolean(body.truncated),
+    notices: status === 200 ? body.notices || [] : [],
+    stdoutAfter: status === 200 ? body.stdout_after || "" : "",
+    fromPage: false,
     step: 1,
     variable: "",
   });
+  indexTrace();
   renderProgramInfo();
   render();
   writeUrl();
@@ -478,6 +534,7 @@ document.addEventListener("keydown", (event) => {
 });
 
 syncGutter();
+indexTrace();
 renderProgramInfo();
 render();
 pointTwin(query()); // the address bar is left as the learner typed it until they step

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import numpy as np
@@ -176,3 +176,74 @@ def test_on_a_phone_the_runner_fits_and_steps(phone_page: Page) -> None:
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0
+
+
+# A program whose steps add, change and delete variables: the page rebuilds each step's
+# variables from what the step changed (steps "changes"); they must be the API's full state.
+CHANGING = (
+    "t = torch.arange(4)\n"
+    "for i in range(3):\n"
+    "    t[i] = 10 * i\n"
+    "    u = t * 2\n"
+    "    del u\n"
+    "s = 'done'\n"
+    "del t\n"
+)
+
+
+def card_names(page: Page) -> list[str]:
+    return page.locator("#variables .value-card").evaluate_all(
+        "cards => cards.map(card => card.dataset.variable)"
+    )
+
+
+def test_stepping_a_program_that_changes_and_deletes_shows_the_apis_full_state(
+    page: Page, base_url: str
+) -> None:
+    full = httpx.post(f"{base_url}/api/tensors/run", json={"code": CHANGING}, timeout=60).json()
+    states = [step["variables"] for step in full["steps"]]
+    open_lesson(page, "example=view")
+    page.locator("#code").fill(CHANGING)
+    page.locator("#run").click()
+    label(page, f"Step 1 of {len(states)}")
+    blur(page)
+    for index, variables in enumerate(states):
+        if index:
+            page.keyboard.press("ArrowRight")
+        label(page, f"Step {index + 1} of {len(states)}")
+        assert card_names(page) == list(variables), index
+        for name, value in variables.items():
+            if value["kind"] == "tensor":
+                assert cells(page, name) == [str(v) for v in value["values"]], (index, name)
+    for index in range(len(states) - 2, -1, -1):  # and back again
+        page.keyboard.press("ArrowLeft")
+        label(page, f"Step {index + 1} of {len(states)}")
+        assert card_names(page) == list(states[index]), index
+
+
+def test_the_repeated_string_program_opens_under_the_budget_and_steps(
+    page: Page, base_url: str
+) -> None:
+    code = (
+        "s = 'x' * 2000\n"
+        + "".join(f"v{i} = s\n" for i in range(240))
+        + "for i in range(880):\n    pass\n"
+    )
+    query = urlencode({"code": code, "step": 241})
+    size = len(httpx.get(f"{base_url}{LESSON}?{query}", timeout=60).content)
+    assert size <= 8 * 1024 * 1024  # max_answer_bytes (it was 929 MB)
+    open_lesson(page, query)
+    label(page, "Step 241 of 2000")
+    assert card_names(page)[-1] == "v239" and len(card_names(page)) == 241
+    expect(page.locator("#notices")).to_contain_text("max_steps_recorded")
+    blur(page)
+    page.keyboard.press("End")
+    label(page, "Step 2000 of 2000")
+    assert len(card_names(page)) == 242  # s, v0 ... v239 and i
+    expect(page.locator('#variables [data-variable="i"] .value-text')).to_have_text("879")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    label(page, "Step 1998 of 2000")
+    page.keyboard.press("Home")
+    label(page, "Step 1 of 2000")
+    assert card_names(page) == ["s"]

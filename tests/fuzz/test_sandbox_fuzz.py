@@ -2,7 +2,8 @@
 
 A grammar of statements (tensors of random shapes and dtypes, arithmetic, loops,
 comprehensions, dunder walks, imports, open(), eval/exec, getattr tricks, huge numbers and
-allocations, deep nesting, format-string tricks) and raw random text. Properties: the answer is
+allocations, sizes given as tensors, NumPy integers and bools, deep nesting, format-string tricks)
+and raw random text. Properties: the answer is
 a 200 or a 4xx with a message, never a 5xx; the server keeps answering /healthz; the marker file
 the programs try to create never exists; a secret in the server's environment never shows.
 """
@@ -82,6 +83,37 @@ ESCAPES = [
     "x = (1" + "+1" * 5000 + ")",
 ]
 
+# Issue 11: sizes given as tensors, NumPy integers and bools skipped the size checks, and memory
+# kept out of sight (grads, optimizer state in dicts, autograd's saved tensors) went uncounted.
+# (program, the limit its 422 must name)
+SIZE_ESCAPES = [
+    ("x = torch.linspace(0, 1, torch.tensor(400000000))", "max_tensor_elements"),
+    ("x = torch.randperm(torch.tensor(200000000))", "max_tensor_elements"),
+    ("x = torch.eye(torch.tensor(100000))", "max_tensor_elements"),
+    ("m = nn.Linear(torch.tensor(100000), np.array([100000])[0])", "max_tensor_elements"),
+    ("x = np.linspace(0, 1, np.array([10 ** 9])[0])", "max_tensor_elements"),
+    ("x = np.linspace(np.zeros(1000), np.ones(1000), 2000)", "max_tensor_elements"),
+    ("x = np.arange(10 ** 9, None)", "max_tensor_elements"),
+    ("x = torch.ones(1).expand(torch.tensor(10 ** 9))", "max_tensor_elements"),
+    ("x = torch.ones(2).repeat(np.array(10 ** 9))", "max_tensor_elements"),
+    ("x = [0] * torch.tensor(10 ** 9)", "max_sequence_items"),
+    ("x = 'a' * np.array([10 ** 9])[0]", "max_string_chars"),
+    ("x = True << 10 ** 9", "max_int_bits"),
+    (
+        "d = {}\nfor i in range(15):\n    d[i] = torch.zeros(1000, 1000, requires_grad=True)\n"
+        "o = {'opt': torch.optim.Adam(list(d.values()), lr=0.1)}\nfor i in range(15):\n"
+        "    d[i].sum().backward()\no['opt'].step()",
+        "max_total_bytes",
+    ),
+    (
+        "x = torch.randn(1000, 1000, requires_grad=True)\nt = torch.zeros(1000, dtype=torch.long)\n"
+        "ls = []\nfor i in range(100):\n    ls.append(F.cross_entropy(x * 1, t))",
+        "max_total_bytes",
+    ),
+]
+ESCAPES += [code for code, _ in SIZE_ESCAPES]
+ESCAPES.append("x = round(5, -torch.tensor(10 ** 9))")
+
 METHODS = ["sum()", "T", "view(-1)", "reshape(2, -1)", "float()", "shape", "grad", "mean()"]
 DTYPES = ["torch.float32", "torch.float64", "torch.int64", "torch.bool", "torch.float16"]
 NAMES = st.sampled_from(["a", "b", "x", "y", "t"])
@@ -90,6 +122,35 @@ SHAPE = st.lists(st.integers(min_value=0, max_value=5), min_size=0, max_size=4).
     lambda dims: ", ".join(map(str, dims)) or "()"
 )
 HUGE = st.sampled_from(["10 ** 400", "2 ** 64", "-1", "0", "1e308", "float('nan')", "10 ** 7"])
+# A size as a program may spell it: a Python int, a tensor, a NumPy integer, a 0-d array, a bool.
+SIZE = st.tuples(
+    st.sampled_from(
+        ["{}", "torch.tensor({})", "torch.tensor([{}])", "np.array([{}])[0]", "np.array({})"]
+        + ["torch.tensor({}, dtype=torch.int32)", "bool({})", "torch.tensor({}.5)"]
+    ),
+    st.sampled_from(["3", "0", "-1", "1000", "10 ** 6", "10 ** 9", "400000000", "2 ** 62"]),
+).map(lambda pair: pair[0].format(pair[1]))
+SIZED = [
+    "torch.ones({0})",
+    "torch.zeros(({0}, 2))",
+    "torch.rand({0}, {1})",
+    "torch.full(({0},), 1.0)",
+    "torch.randint(0, 5, ({0},))",
+    "torch.arange({0})",
+    "torch.linspace(0, 1, {0})",
+    "torch.eye({0}, {1})",
+    "torch.randperm({0})",
+    "nn.Linear({0}, {1})",
+    "np.ones({0})",
+    "np.zeros(({0}, {1}))",
+    "np.arange(0, {0})",
+    "np.linspace(0, 1, num={0})",
+    "torch.ones(2).repeat({0})",
+    "torch.ones(1).expand({0}, {1})",
+    "[0] * {0}",
+    "'ab' * {0}",
+    "round(1.5, {0})",
+]
 
 
 @st.composite
@@ -104,6 +165,7 @@ def statement(draw: st.DrawFn, depth: int = 0) -> str:
         f"{draw(st.one_of(NAMES, SMALL.map(str), HUGE))}",
         f"{name} = {other}.{draw(st.sampled_from(METHODS))}",
         f"{name} = [{other} for _ in range({draw(HUGE)})]",
+        f"{name} = " + draw(st.sampled_from(SIZED)).format(draw(SIZE), draw(SIZE)),
         f"print({name}, {other!r}, f'{{{name}}}')",
         draw(st.sampled_from(ESCAPES)),
     ]
@@ -158,3 +220,15 @@ def test_the_escape_attempts_are_each_refused_or_harmless(client: TestClient) ->
         body = response.json()
         assert SECRET not in json.dumps(body)
     assert not MARKER.exists()
+
+
+@pytest.mark.parametrize(("code", "limit"), SIZE_ESCAPES)
+def test_a_size_or_memory_escape_is_a_422_naming_its_limit(
+    client: TestClient, code: str, limit: str
+) -> None:
+    response = client.post("/api/tensors/run", json={"code": code})
+    assert response.status_code == 422, (code, response.text[:300])
+    body = response.json()
+    assert body["limit"] == limit, body
+    assert limit in body["detail"]
+    assert client.get("/healthz").json() == {"status": "ok"}

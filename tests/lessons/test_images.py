@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile, ImageOps
 
 from app.lessons.errors import LessonInputError
 from app.lessons.images import (
@@ -99,6 +100,31 @@ def test_exif_orientation_is_applied() -> None:
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     opened = open_image(encode(image, "JPEG", exif=exif.tobytes()), LIMIT)
     assert opened.image.size == (4, 6)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_in_place_gives_the_pixels_of_a_transposed_copy(orientation: int) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(rgb(6, 4), "PNG", exif=exif.tobytes())
+    expected = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))  # a copy, as before
+    opened = open_image(data, LIMIT)
+    assert np.array_equal(np.asarray(opened.image), np.asarray(expected.convert("RGB")))
+
+
+def open_files() -> int:
+    """Pillow file objects alive now (each keeps its decoder, and libwebp's keeps two frames)."""
+    gc.collect()
+    return sum(issubclass(type(o), ImageFile.ImageFile) for o in gc.get_objects())
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "PNG", "GIF", "JPEG"])
+def test_only_the_rgb_picture_outlives_open_image_not_the_file_or_its_decoder(fmt: str) -> None:
+    data = encode(rgb(), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    before = open_files()
+    opened = open_image(data, LIMIT)
+    assert open_files() == before
+    assert type(opened.image) is Image.Image and opened.image.size == (6, 4)
 
 
 def test_palette_with_transparency_is_laid_on_white() -> None:

@@ -227,3 +227,55 @@ def test_generated_program_grads_match_central_finite_differences(seed: int) -> 
     ), labels
     ran = [s["node"] for s in graph["backward_steps"]]
     assert len(ran) == len(set(ran)) and set(ran) <= set(functions(graph))
+
+
+# -- the answer's byte budget (issue 11) ----------------------------------------------------------
+
+# 50 x torch.stack([x] * 1000) of a 400-element x: 81 MB of backward steps before the budget.
+STACKS = "x = torch.ones(400, requires_grad=True)\ns = x.sum()\n" + (
+    "s = s + torch.stack([x] * 1000).sum()\n" * 50
+)
+
+
+def test_backward_steps_stop_at_the_byte_budget_and_backward_still_runs_to_the_end() -> None:
+    from app.sandbox import SandboxLimits
+    from app.sandbox.graph import graph_answer
+
+    limits = SandboxLimits(max_answer_bytes=1024 * 1024)
+    answer = graph_answer(STACKS, "s", limits)
+    body = answer.as_json()
+    graph = answer.as_dict()
+    assert len(body) <= 1024 * 1024 and json.loads(body) == graph
+    notice = next(n for n in graph["notices"] if "max_answer_bytes" in n)
+    assert str(1024 * 1024) in notice and "grads are right" in notice
+    ran = int(notice.split(" of ")[1].split()[0])
+    assert 0 < len(graph["backward_steps"]) < ran
+    # Every stack sends 1 to each of its 1000 inputs, plus x.sum(): ds/dx = 50 * 1000 + 1.
+    np.testing.assert_array_equal(graph["variables"]["x"]["grad"], np.full(400, 50_001.0))
+
+
+def test_a_small_graph_has_no_notices_and_its_json_is_its_data() -> None:
+    from app.sandbox import SandboxLimits
+    from app.sandbox.graph import graph_answer
+
+    code = "x = torch.tensor(1.0, requires_grad=True)\ny = x + 2\nz = y * y\nprint(z)\n"
+    answer = graph_answer(code, "z", SandboxLimits())
+    assert json.loads(answer.as_json()) == answer.as_dict()
+    graph = answer.as_dict()
+    assert graph["notices"] == [] and graph["stdout"] == "tensor(9., grad_fn=<MulBackward0>)\n"
+
+
+def test_with_a_tiny_budget_the_values_go_before_the_graph_does() -> None:
+    from app.sandbox import SandboxLimits
+    from app.sandbox.graph import graph_answer
+
+    code = (
+        "x = torch.ones(400, requires_grad=True)\n"
+        + "".join(f"y{i} = x * {i}\n" for i in range(40))
+        + "s = y39.sum()\n"
+    )
+    limits = SandboxLimits(max_answer_bytes=32 * 1024)
+    graph = graph_answer(code, "s", limits).as_dict()
+    assert len(json.dumps(graph, separators=(",", ":"))) <= 32 * 1024
+    assert {"MulBackward0", "SumBackward0", "AccumulateGrad"} <= set(functions(graph).values())
+    assert any("max_answer_bytes" in n for n in graph["notices"])

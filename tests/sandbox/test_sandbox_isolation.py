@@ -58,3 +58,17 @@ def test_a_runaway_worker_is_killed_past_max_seconds_and_the_next_call_works() -
     assert "max_seconds" in str(info.value)
     result = run_program_isolated("x = torch.ones(3)\n")
     assert result["error"] is None and result["steps"][0]["variables"]["x"]["shape"] == [3]
+
+
+@pytest.mark.parametrize("steps", ["full", "changes"])
+def test_an_encoded_answer_is_the_json_of_the_same_answer_made_in_the_worker(steps: str) -> None:
+    import json
+
+    code = "a = torch.ones(2)\nb = a * 2\ndel a\nprint('<b>', b)\n"
+    body = run_program_isolated(code, SandboxLimits(), "run", None, steps, True)  # type: ignore[arg-type]
+    assert isinstance(body, bytes) and body.isascii() and b"<" not in body  # safe in a page
+    answer = run_program(code, steps=steps)  # type: ignore[arg-type]
+    answer.pop("statements")
+    assert json.loads(body) == answer
+    graph = run_program_isolated(code, SandboxLimits(), "graph", "b", "full", True)
+    assert json.loads(graph)["notices"] == []

@@ -93,6 +93,14 @@ OVER_LIMITS = [
     ("a = np.ones((100000, 1))\nb = np.add(a, range(100000))", "max_tensor_elements"),
     ("x = torch.ones(1000)\ny = x.unsqueeze(0).expand(10**6, -1)", "max_tensor_elements"),
     ("x = torch.ones(torch.tensor(10**10))", "max_tensor_elements"),
+    # sizes given as tensors, NumPy integers and bools are checked like ints (issue 11)
+    ("x = torch.linspace(0, 1, torch.tensor(400000000))", "max_tensor_elements"),
+    ("x = torch.randperm(torch.tensor(200000000))", "max_tensor_elements"),
+    ("x = torch.eye(torch.tensor(100000))", "max_tensor_elements"),
+    ("m = nn.Linear(torch.tensor(100000), np.array([100000])[0])", "max_tensor_elements"),
+    ("x = np.linspace(0, 1, np.array([10**9])[0])", "max_tensor_elements"),
+    ("x = [0] * torch.tensor(10**9)", "max_sequence_items"),
+    ("x = True << 10**9", "max_int_bits"),
     ("x = torch.ones(1000, 1000)\ny = x[range(10**9)]", "max_tensor_elements"),
     ("x = np.ones((1000, 1000))\ny = x[[0] * 50000, :]", "max_tensor_elements"),
     ("a = np.ones((50000, 1))\nb = a + list(range(50000))", "max_tensor_elements"),
@@ -131,6 +139,12 @@ OVER_LIMITS = [
         "max_total",
     ),
     ("x = 1\n" * 4000, "max_code_chars"),
+    # grads kept only in a dict count too (issue 11; more in test_sandbox_memory.py)
+    (
+        "d = {}\nfor i in range(15):\n    d[i] = torch.zeros(1000, 1000, requires_grad=True)\n"
+        "for i in range(15):\n    d[i].sum().backward()",
+        "max_total_bytes",
+    ),
 ]
 
 

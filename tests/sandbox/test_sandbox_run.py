@@ -401,3 +401,122 @@ def test_print_output_past_its_limit_is_dropped_with_a_notice() -> None:
     result = run_ok("for i in range(50):\n    print('0123456789')\n", limits)
     assert sum(len(s["stdout"]) for s in result["steps"]) == 100
     assert "max_stdout_chars" in result["notices"][0]
+
+
+# -- what changed, and the byte budget (issue 11) -------------------------------------------------
+
+# s = 'x' * 2000, then 240 names for it, then 880 empty loop iterations: 2 KB of code that used
+# to answer 929 MB of JSON (every step repeated every variable).
+REPEATED_STRING = (
+    "s = 'x' * 2000\n"
+    + "".join(f"v{i} = s\n" for i in range(240))
+    + "for i in range(880):\n    pass\n"
+)
+
+CHANGING_PROGRAMS = [
+    "a = 1\nb = torch.ones(2)\ndel a\nc = b.view(2, 1)\na = 'back'\nb.add_(1)\ndel b, c\n",
+    "t = torch.zeros(3)\nfor i in range(3):\n    t[i] = i\n    u = t * 2\n    del u\n",
+    "x = torch.ones(3)\nn = x.numpy()\nx.add_(1)\nm = np.zeros(2)\ny = torch.from_numpy(m)\n"
+    "m += 5\nl = [x, n]\nl.append(3)\nd = {'k': l}\n",
+    "w = torch.tensor([1., 2.], requires_grad=True)\nloss = (w * w).sum()\nloss.backward()\n"
+    "with torch.no_grad():\n    w -= 0.1 * w.grad\nw.grad.zero_()\n",
+    "s = 'ab'\nt = s\ns = s + 'c'\ntup = (1, 2, s)\ntup2 = tup\ni = 0\nwhile i < 3:\n    i += 1\n",
+]
+
+
+def rebuilt(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every variable after each step of a "changes" trace: removed, then changes, each step."""
+    variables: dict[str, Any] = {}
+    states = []
+    for step in steps:
+        assert step["variables"] == {}
+        for name in step["removed"]:
+            del variables[name]
+        variables.update(step["changes"])
+        states.append(dict(variables))
+    return states
+
+
+def programs_to_compare() -> list[str]:
+    from app.lessons.tensors import EXAMPLES
+
+    return [example.code for example in EXAMPLES.values()] + CHANGING_PROGRAMS
+
+
+@pytest.mark.parametrize("code", programs_to_compare())
+def test_changes_rebuilt_step_by_step_are_the_full_steps_in_the_same_order(code: str) -> None:
+    full = run_program(code)
+    changes = run_program(code, steps="changes")
+    assert changes["steps_format"] == "changes" and full["steps_format"] == "full"
+    assert [s["line"] for s in changes["steps"]] == [s["line"] for s in full["steps"]]
+    assert [s["stdout"] for s in changes["steps"]] == [s["stdout"] for s in full["steps"]]
+    states = rebuilt(changes["steps"])
+    expected = [s["variables"] for s in full["steps"]]
+    assert states == expected
+    assert [list(s) for s in states] == [list(s) for s in expected]  # the order too
+    assert "changes" not in full["steps"][0] and "removed" not in full["steps"][0]
+    from app.sandbox.interpreter import run_answer
+
+    for steps in ("full", "changes"):  # the size counted while recording is the answer's
+        answer = run_answer(code, SandboxLimits(), steps)  # type: ignore[arg-type]
+        assert len(answer.as_json()) == answer.size()
+
+
+def test_a_step_records_only_what_it_changed() -> None:
+    steps = run_program(CHANGING_PROGRAMS[0], steps="changes")["steps"]
+    # c is a view of b: b.add_(1) changes c's values (and version) too.
+    assert [list(s["changes"]) for s in steps] == [
+        ["a"], ["b"], [], ["c"], ["a"], ["b", "c"], []
+    ]  # fmt: skip
+    assert [s["removed"] for s in steps] == [[], [], ["a"], [], [], [], ["b", "c"]]
+
+
+def test_the_answer_is_exactly_as_long_as_its_size_and_never_over_the_budget() -> None:
+    from app.sandbox.interpreter import run_answer
+
+    for budget in (16 * 1024, 40_000, 256 * 1024, 8 * 1024 * 1024):
+        for steps in ("full", "changes"):
+            limits = SandboxLimits(max_answer_bytes=budget)
+            answer = run_answer(REPEATED_STRING + "print('done')\n1 / 0\n", limits, steps)
+            body = answer.as_json()
+            assert len(body) == answer.size() <= budget, (budget, steps)
+            as_dict = answer.as_dict()
+            as_dict.pop("statements")
+            assert json.loads(body) == as_dict
+            assert as_dict["error"]["line"] == 245  # the program ran to its last line
+
+
+def test_recording_stops_at_the_byte_budget_with_a_notice_and_the_program_runs_on() -> None:
+    limits = SandboxLimits(max_answer_bytes=256 * 1024)
+    code = REPEATED_STRING + "print('done', len(v239))\nz = torch.ones(2) @ torch.ones(3)\n"
+    result = run_program(code, limits)
+    assert result["truncated"] is True
+    notice = next(n for n in result["notices"] if "max_answer_bytes" in n)
+    assert str(256 * 1024) in notice and "ran to the end" in notice
+    # Each full step repeats every string: 2 KB, 4 KB, ... so about sqrt(2 * 240 K / 2 K) steps.
+    assert 10 <= len(result["steps"]) <= 20
+    assert result["stdout_after"] == "done 2000\n"  # printed after the last recorded step
+    assert result["error"]["line"] == 245
+    assert "inconsistent tensor size" in result["error"]["message"]  # PyTorch's own message
+    assert result["statements"] == 1 + 240 + 1 + 880 + 2  # every statement ran
+
+
+def test_changes_record_the_repeated_string_program_in_a_fraction_of_full() -> None:
+    full = run_program(REPEATED_STRING)
+    changes = run_program(REPEATED_STRING, steps="changes")
+    full_bytes, changes_bytes = len(json.dumps(full)), len(json.dumps(changes))
+    assert full_bytes <= 8 * 1024 * 1024 < 929 * 1000**2
+    assert len(full["steps"]) < 100 < len(changes["steps"]) == 2000  # max_steps_recorded
+    assert changes_bytes < full_bytes / 8
+    last = rebuilt(changes["steps"])[-1]
+    assert len(last) == 242 and last["v239"]["value"] == "x" * 2000  # s, v0..v239, i
+
+
+def test_a_long_string_counts_each_character_in_max_recorded_numbers() -> None:
+    limits = SandboxLimits(max_recorded_numbers=5_000)
+    result = run_program("a = 'x' * 2000\nb = a + 'y'\nc = b + 'z'\nd = 1\n", limits)
+    assert len(result["steps"]) == 2 and result["truncated"] is True  # 2001 + 2002 + 2003
+    assert "max_recorded_numbers" in result["notices"][0]
+    # The same string object again (under any name) is not serialized again: no more values.
+    same = run_program("a = 'x' * 2000\nb = a\nc = a\nd = a\n", limits)
+    assert len(same["steps"]) == 4 and same["truncated"] is False

@@ -393,6 +393,12 @@ def test_openapi_describes_the_cnn_routes(client: TestClient) -> None:
         assert name in limits
 
 
+def test_openapi_documents_the_picture_routes_limits_413_415_and_429(client: TestClient) -> None:
+    responses = client.get("/openapi.json").json()["paths"]["/api/cnn/image"]["post"]["responses"]
+    assert {"413", "415", "422", "429"} <= set(responses)
+    assert "picture_max_memory_bytes" in client.get("/openapi.json").text
+
+
 def test_booleans_in_a_matrix_are_422_not_ones_and_zeros(client) -> None:
     body = {"input": [[True, False], [1, 2]], "kernel": [[1]]}
     r = client.post("/api/cnn/convolve", json=body)

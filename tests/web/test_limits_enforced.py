@@ -15,105 +15,37 @@ exactly what ``/api/limits`` lists, so a limit added later without a test here f
 
 from __future__ import annotations
 
-import io
-import json
+import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from PIL import Image
 
 import tests.jobs.worker_tasks  # noqa: F401  (registers the test-only task "test-sleepy")
 from app.config import Settings
 from app.main import create_app
 from tests.support import wait_for
-
-Make = Callable[..., TestClient]
-
-
-def png(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (120, 40, 200)).save(out, "PNG")
-    return out.getvalue()
-
-
-def saved(obj: Any) -> bytes:
-    out = io.BytesIO()
-    torch.save(obj, out)
-    return out.getvalue()
-
-
-def refused(response: httpx.Response, name: str, status: int = 422) -> dict[str, Any]:
-    """A 4xx of ``status`` whose detail (or limit/field extra) names ``name``."""
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    named = [str(body.get("detail")), str(body.get("limit")), str(body.get("field"))]
-    assert any(name in text for text in named), body
-    return body
-
-
-def ok(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-# ---- requests ---------------------------------------------------------------------------------
-
-
-def softmax(c: TestClient, logits: Any, temperature: float = 1.0) -> httpx.Response:
-    return c.post("/api/softmax", json={"logits": logits, "temperature": temperature})
-
-
-def curve(c: TestClient, **query: Any) -> httpx.Response:
-    return c.get("/api/activations/relu", params=query)
-
-
-def convolve(c: TestClient, matrix: Any, kernel: Any, **extra: Any) -> httpx.Response:
-    return c.post("/api/cnn/convolve", json={"input": matrix, "kernel": kernel, **extra})
-
-
-def square(n: int, value: float = 1.0) -> list[list[float]]:
-    return [[value] * n for _ in range(n)]
-
-
-def picture(c: TestClient, data: bytes) -> httpx.Response:
-    return c.post("/api/cnn/image", files={"file": ("p.png", data, "image/png")})
-
-
-def transform(c: TestClient, pipeline: list[dict[str, Any]]) -> httpx.Response:
-    form = {"pipeline": json.dumps(pipeline), "sample": "tiny"}
-    return c.post("/api/transforms/apply", data=form)
-
-
-def batches(c: TestClient, **body: Any) -> httpx.Response:
-    return c.post("/api/data/batches", json=body)
-
-
-def view(c: TestClient, slug: str, **query: Any) -> httpx.Response:
-    return c.get(f"/api/lessons/{slug}/view", params=query)
-
-
-def inspect(c: TestClient, data: bytes) -> httpx.Response:
-    return c.post("/api/checkpoints/inspect", files={"file": ("m.pth", data)})
-
-
-def program(c: TestClient, code: str) -> httpx.Response:
-    return c.post("/api/tensors/run", json={"code": code})
-
-
-def sandbox_refuses(make: Make, setting: str, value: Any, over: str, under: str) -> None:
-    """A ``program_*`` setting lowered: ``over`` is a 422 naming the sandbox's short name."""
-    c = make(**{setting: value})
-    short = setting.removeprefix("program_")
-    body = refused(program(c, over), short)
-    assert body["limit"] == short
-    assert ok(program(c, under))["error"] is None
-
+from tests.web.limit_helpers import (  # the requests and checks every case uses
+    Make,
+    batches,
+    convolve,
+    curve,
+    inspect,
+    ok,
+    picture,
+    png,
+    program,
+    refused,
+    sandbox_refuses,
+    saved,
+    softmax,
+    square,
+    transform,
+    view,
+)
 
 # ---- limits a request can pass: 4xx naming the limit ------------------------------------------
 
@@ -425,11 +357,26 @@ def case_program_max_seconds(make: Make) -> None:
     assert ok(program(c, "x = 1"))["error"] is None
 
 
-REFUSALS: dict[str, Callable[[Make], None]] = {
-    name.removeprefix("case_"): case
-    for name, case in dict(globals()).items()
-    if name.startswith("case_") and callable(case)
-}
+# Later issues keep their cases in modules of their own beside this one (``limits_<area>.py``,
+# each with ``case_``/``bound_`` functions and an optional ``EXEMPT`` dict), gathered here.
+AREAS = [
+    importlib.import_module(f"tests.web.{path.stem}")
+    for path in sorted(Path(__file__).parent.glob("limits_*.py"))
+]
+
+
+def _gathered(prefix: str) -> dict[str, Callable[[Make], None]]:
+    found: dict[str, Callable[[Make], None]] = {}
+    for namespace in [dict(globals()), *(vars(area) for area in AREAS)]:
+        for name, fn in namespace.items():
+            if name.startswith(prefix) and callable(fn):
+                key = name.removeprefix(prefix)
+                assert key not in found or found[key] is fn, f"{name} is defined twice"
+                found[key] = fn
+    return found
+
+
+REFUSALS: dict[str, Callable[[Make], None]] = _gathered("case_")
 
 
 # ---- limits that bound the answer instead of refusing the request -----------------------------
@@ -500,16 +447,14 @@ def bound_runs_max_seconds(make: Make) -> None:
     assert "time limit" in error and "1 s (setting runs_max_seconds)" in error
 
 
-BOUNDS: dict[str, Callable[[Make], None]] = {
-    name.removeprefix("bound_"): bound
-    for name, bound in dict(globals()).items()
-    if name.startswith("bound_") and callable(bound)
-}
+BOUNDS: dict[str, Callable[[Make], None]] = _gathered("bound_")
 
 EXEMPT: dict[str, str] = {
     "runs_max_concurrent": "a worker count, not a request limit: runs over it wait in the queue "
     "(tests/jobs/test_runner.py, tests/web/test_runs_api.py use runs_max_concurrent=1)",
 }
+for _area in AREAS:
+    EXEMPT.update(getattr(_area, "EXEMPT", {}))
 
 
 # ---- fixtures and tests -----------------------------------------------------------------------
@@ -557,7 +502,7 @@ def test_every_listed_limit_is_tested_or_exempt(default_client: TestClient) -> N
         "untested": sorted(listed - set(covered)),
         "not a limit": sorted(set(covered) - listed),
     }
-    assert len(listed) == 57
+    assert len(listed) == 67
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))

@@ -143,3 +143,47 @@ def test_programs_are_in_the_openapi_schema(client: TestClient) -> None:
     for path in ("/api/tensors/run", "/api/autograd/graph"):
         assert "requestBody" in paths[path]["post"]
         assert paths[path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+
+
+def test_programs_waiting_in_line_do_not_hold_the_threads_that_answer_health_and_pages(
+    tmp_path,
+) -> None:
+    """More programs waiting than the server's thread pool has threads (40): before issue 11
+    each waited in one of them, and /healthz and every page waited behind them all."""
+    from app.config import Settings
+    from app.main import create_app
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        warm_lessons=False,
+        program_max_seconds=0.5,
+        program_max_statements=10**9,
+        program_max_loop_iterations=10**9,
+        program_queue_seconds=60.0,
+        program_max_waiting=60,
+        program_max_per_client=100,  # the TestClient is one client: let it fill the line
+    )
+    slow = "x = torch.ones(200, 200)\nfor i in range(10**8):\n    y = x @ x\n"
+    with TestClient(create_app(settings)) as client:
+        assert run(client, "x = 1").status_code == 200  # the workers are up
+        gate = client.app.state.program_gate
+        answers: list[int] = []
+        threads = [
+            threading.Thread(target=lambda: answers.append(run(client, slow).status_code))
+            for _ in range(45)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while gate.admitted < 40 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert gate.admitted >= 40  # two at work, the others waiting for a worker
+            for path in ("/healthz", "/lessons/softmax-cross-entropy"):
+                started = time.monotonic()
+                assert client.get(path).status_code == 200
+                assert time.monotonic() - started < 2.0, path
+        finally:
+            for thread in threads:
+                thread.join(120)
+        assert answers == [422] * 45  # each ran, and was stopped at max_seconds

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,28 +18,15 @@ from app.config import Settings
 from app.jobs.store import RunStore
 from app.jobs.tasks import linear_data
 from app.main import create_app
-from tests.support import finished, wait_for
+from tests.support import finished, parse_sse, wait_for
 
 
 def sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[dict]:
     """Every event of a stream, parsed: {"event", "id", "data"}."""
-    events: list[dict] = []
-    current: dict[str, Any] = {}
     with client.stream("GET", url, headers=headers or {}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if not line:
-                if "event" in current:
-                    events.append(current)
-                current = {}
-            elif line.startswith("event: "):
-                current["event"] = line[7:]
-            elif line.startswith("id: "):
-                current["id"] = int(line[4:])
-            elif line.startswith("data: "):
-                current["data"] = json.loads(line[6:])
-    return events
+        return parse_sse(response.iter_lines())
 
 
 @pytest.fixture

@@ -186,6 +186,19 @@ def test_no_file_and_no_sample_is_422(client: TestClient) -> None:
     assert r.status_code == 422 and "file" in r.json()["detail"]
 
 
+def test_values_spanning_more_than_float32_holds_get_a_histogram_not_a_500(
+    client: TestClient,
+) -> None:
+    # (x - 0.5) / 2.2e-39 for x in 0..1 spans about 3.7e38: past float32's 3.4e38, where
+    # numpy's float32 binning fails. Every value still counts once per channel.
+    stages = [{"name": "to_tensor"}, {"name": "normalize", "mean": [0.5], "std": [2.2e-39]}]
+    r = post(client, stages, encoded(picture(6, 5)))
+    assert r.status_code == 200, r.text
+    last = r.json()["stages"][-1]
+    assert last["max"] - last["min"] > float(np.finfo(np.float32).max)
+    assert [sum(c) for c in last["histogram"]["counts"]] == [30, 30, 30]
+
+
 def test_an_empty_pipeline_has_no_stages_but_describes_the_input(client: TestClient) -> None:
     r = post(client, [], sample="tiny")
     assert r.status_code == 200
@@ -198,6 +211,8 @@ def test_the_route_and_its_models_are_in_the_openapi_schema(client: TestClient) 
     assert "multipart/form-data" in operation["requestBody"]["content"]
     stage = schema["components"]["schemas"]["Stage"]["properties"]
     assert {"name", "kind", "shape", "dtype", "min", "max", "preview"} <= set(stage)
+    assert {"413", "415", "422", "429"} <= set(operation["responses"])
+    assert "picture_max_seconds" in operation["description"]
 
 
 # ---- the page, its partial and its JSON twin -------------------------------------------------

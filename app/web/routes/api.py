@@ -25,8 +25,9 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["meta"])
-def healthz() -> Health:
-    """Liveness: answers without touching torch."""
+async def healthz() -> Health:
+    """Liveness: answers on the event loop itself, without torch and without a thread, so it
+    never waits behind the work that fills the thread pools."""
     return Health()
 
 

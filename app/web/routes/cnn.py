@@ -1,7 +1,8 @@
 """The CNN lesson's API: the sliding window, pooling, and filters on a picture.
 
-The picture route is ``async`` because the upload is read as it streams in; the torch work then
-runs in a worker thread, never on the event loop.
+The picture routes are ``async``: they pass the picture gate (``app.state.picture_gate``: a
+bounded line, a share per client, 429 past them), then the gate's thread reads the upload and a
+picture worker process decodes and filters it (``app.workers.pictures``), never the server.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.lessons import cnn
 from app.viz import cnn as cnn_figures
-from app.web.deps import SettingsDep, limits_from
+from app.web.admission import Gate, client_key
+from app.web.deps import PictureGateDep, SettingsDep, limits_from
 from app.web.schemas import error_responses
 from app.web.schemas_cnn import (
     ConvolveRequest,
@@ -25,7 +26,8 @@ from app.web.schemas_cnn import (
     PoolResponse,
 )
 from app.web.templating import render
-from app.web.uploads import image_from_request
+from app.web.uploads import picture_reader
+from app.workers import pictures
 
 router = APIRouter(tags=["cnn"])
 
@@ -56,6 +58,8 @@ def pool(body: PoolRequest, limits: CnnLimitsDep) -> PoolResponse:
 
 
 async def _picture(
+    request: Request,
+    gate: Gate,
     settings: Settings,
     file: UploadFile | None,
     sample: str | None,
@@ -65,10 +69,9 @@ async def _picture(
     pool: str,
     pool_size: int,
 ) -> dict[str, Any]:
-    opened = await image_from_request(file, sample, settings)
-    return await run_in_threadpool(
-        cnn.picture_features,
-        opened.image,
+    """cnn.picture_features on the picture, in a picture worker once the gate admits it."""
+    read = picture_reader(file, sample, settings)
+    params = pictures.CnnImageParams(
         kernel,
         stride,
         padding,
@@ -77,6 +80,7 @@ async def _picture(
         limits_from(settings, cnn.CnnLimits),
         settings.cnn_preview_side,
     )
+    return await gate.run(client_key(request), pictures.cnn_image, read, params, settings)
 
 
 FileField = Annotated[
@@ -95,8 +99,10 @@ KernelField = Annotated[
 PoolField = Annotated[str, Form(description="max, min or avg")]
 
 
-@router.post("/api/cnn/image", responses=error_responses(415))
+@router.post("/api/cnn/image", responses=error_responses(415, 429))
 async def image(
+    request: Request,
+    gate: PictureGateDep,
     settings: SettingsDep,
     file: FileField = None,
     sample: SampleField = None,
@@ -106,14 +112,22 @@ async def image(
     pool: PoolField = "max",
     pool_size: Annotated[int, Form(description="1 to max_pool_size; stride = size")] = 2,
 ) -> ImageResponse:
-    """R, G and B each through its own filter (conv2d with groups=3), then pooling."""
-    result = await _picture(settings, file, sample, kernel, stride, padding, pool, pool_size)
+    """R, G and B each through its own filter (conv2d with groups=3), then pooling.
+
+    The picture is decoded and filtered in a worker process with its own memory and time limits
+    (picture_max_memory_bytes: 413; picture_max_seconds: 422); 429 with Retry-After when the
+    picture workers are full (picture_max_waiting, picture_max_per_client,
+    picture_queue_seconds)."""
+    result = await _picture(
+        request, gate, settings, file, sample, kernel, stride, padding, pool, pool_size
+    )
     return ImageResponse.model_validate(result)
 
 
 @router.post("/lessons/cnn/image", response_class=HTMLResponse, include_in_schema=False)
 async def image_partial(
     request: Request,
+    gate: PictureGateDep,
     settings: SettingsDep,
     file: FileField = None,
     sample: SampleField = None,
@@ -124,6 +138,14 @@ async def image_partial(
     pool_size: Annotated[int, Form()] = 2,
 ) -> Response:
     """The lesson page's picture panel for an uploaded picture: the same markup as the page."""
-    result = await _picture(settings, file, sample, kernel, stride, padding, pool, pool_size)
+    result = await _picture(
+        request, gate, settings, file, sample, kernel, stride, padding, pool, pool_size
+    )
     figure = cnn_figures.image_counts_figure(result)
     return render(request, "lessons/_cnn_image.html", {"image": result, "image_figure": figure})
+
+
+def warm_pictures(settings: Settings) -> None:
+    """Start the picture worker processes in the background at app start (picture_prewarm), so
+    the first picture of the CNN and Transforms lessons does not wait for one."""
+    pictures.warm(settings)

@@ -12,10 +12,12 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.lessons.registry import BY_SLUG, LESSONS, Lesson, neighbours
+from app.web.admission import client_key
 from app.web.deps import SettingsDep
 from app.web.schemas import LessonViewResponse, error_responses
 from app.web.templating import render
 from app.web.views import VIEWS, LessonView
+from app.web.views.base import PageContext
 
 router = APIRouter()
 log = logging.getLogger("app.pages")
@@ -96,6 +98,16 @@ def _runs(request: Request) -> Any:
     return getattr(request.app.state, "runs", None)
 
 
+def _context(request: Request) -> PageContext:
+    """The requesting client and the app's program gate, for lessons that run programs."""
+    gate = getattr(request.app.state, "program_gate", None)
+    return PageContext(client=client_key(request), program_gate=gate)
+
+
+def _build(view: LessonView, request: Request, settings: Any) -> dict[str, Any]:
+    return view.build(request.query_params, settings, _runs(request), _context(request))
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def home(request: Request) -> Response:
     """Every lesson, in the order of the notes."""
@@ -110,7 +122,7 @@ def lesson_page(slug: str, request: Request, settings: SettingsDep) -> Response:
     context = {"lesson": lesson, "before": before, "after": after}
     if slug not in VIEWS:
         return render(request, "lessons/coming_soon.html", context)
-    context |= VIEWS[slug].build(request.query_params, settings, _runs(request))
+    context |= _build(VIEWS[slug], request, settings)
     return render(request, f"lessons/{slug}.html", context)
 
 
@@ -118,7 +130,7 @@ def lesson_page(slug: str, request: Request, settings: SettingsDep) -> Response:
 def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Response:
     """The part of a lesson page that changes with its controls, for in-place updates."""
     view = _view(slug)
-    context = {"lesson": _lesson(slug)} | view.build(request.query_params, settings, _runs(request))
+    context = {"lesson": _lesson(slug)} | _build(view, request, settings)
     return render(request, f"lessons/_{slug}.html", context)
 
 
@@ -126,7 +138,7 @@ def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Respon
 def lesson_view(slug: str, request: Request, settings: SettingsDep) -> LessonViewResponse:
     """The JSON twin of a lesson page: the same query string, the numbers and figures it shows."""
     view = _view(slug)
-    built = view.build(request.query_params, settings, _runs(request))
+    built = _build(view, request, settings)
     return LessonViewResponse(
         slug=slug, params=built["form"], result=built["result"], figures=built["figures"]
     )

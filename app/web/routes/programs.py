@@ -1,19 +1,26 @@
 """Learner-typed PyTorch: run it step by step, or draw its autograd graph (API.md "Programs").
 
-Programs run in the sandbox's worker processes, reached from a worker thread (these routes are
-plain ``def``), so a slow program never stalls the event loop or other requests.
+Programs run in the sandbox's worker processes, admitted through the app's program gate
+(``app.web.admission``): waiting happens in the gate's own threads, never in the thread pool that
+renders pages and answers ``/healthz``, and a request that would wait too long, or one over its
+client's share, is a 429 at once. The worker sends back the bytes of the answer's JSON, made
+within ``max_answer_bytes``, so the server never builds the answer itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
-from fastapi import APIRouter
+import anyio
+from fastapi import APIRouter, Request, Response
 
 from app.config import Settings
 from app.sandbox import SandboxLimits, run_program_isolated
-from app.sandbox.isolation import configure_pool, get_pool
-from app.web.deps import SettingsDep, limits_from
+from app.sandbox.isolation import Kind, configure_pool, get_pool
+from app.sandbox.recording import StepsFormat
+from app.web.admission import Gate, client_key
+from app.web.deps import ProgramGateDep, SettingsDep
 from app.web.schemas import (
     GraphRequest,
     GraphResponse,
@@ -22,13 +29,20 @@ from app.web.schemas import (
     error_responses,
 )
 
-# 429: every sandbox worker stayed busy for program_queue_seconds.
+# 429: the program gate is full (program_max_waiting, program_max_per_client), or no sandbox
+# worker freed up within program_queue_seconds.
 router = APIRouter(tags=["programs"], responses=error_responses(429))
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
-    """The sandbox's limits, from the ``program_`` settings of the same names."""
-    return limits_from(settings, SandboxLimits, prefix="program_")
+    """The sandbox's limits, from the ``program_`` settings of the same names, and the answer
+    budget every answer shares (``max_answer_bytes``)."""
+    values: dict[str, Any] = {
+        f.name: getattr(settings, "program_" + f.name)
+        for f in fields(SandboxLimits)
+        if f.name != "max_answer_bytes"
+    }
+    return SandboxLimits(**values, max_answer_bytes=settings.max_answer_bytes)
 
 
 def ensure_pool(settings: Settings) -> None:
@@ -52,22 +66,50 @@ def warm_sandbox(settings: Settings) -> None:
         get_pool().warm(get_pool().size, wait=False)
 
 
-def _run(code: str, settings: Settings, kind: str, backward: str | None = None) -> dict[str, Any]:
+def answer_json(
+    settings: Settings,
+    kind: Kind,
+    code: str,
+    backward: str | None = None,
+    steps: StepsFormat = "full",
+) -> bytes:
+    """The worker's answer as the bytes of its JSON (blocking: run it through the gate)."""
     ensure_pool(settings)
-    return run_program_isolated(code, sandbox_limits(settings), kind, backward)  # type: ignore[arg-type]
+    return run_program_isolated(code, sandbox_limits(settings), kind, backward, steps, True)
 
 
-@router.post("/api/tensors/run")
-def run_tensors(body: ProgramRequest, settings: SettingsDep) -> ProgramResponse:
-    """Run a program one statement at a time; every variable after every step.
+def _json(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
+
+
+async def _admitted(request: Request, gate: Gate, *args: Any) -> bytes:
+    """``answer_json(*args)`` through the program gate, as the requesting client.
+
+    Shielded from cancellation, as the plain ``def`` routes were: once admitted, the program
+    runs to its end in a worker whatever the client does, so the request waits for it too.
+    """
+    with anyio.CancelScope(shield=True):
+        body = await gate.run(client_key(request), answer_json, *args)
+    return body
+
+
+@router.post("/api/tensors/run", response_model=ProgramResponse)
+async def run_tensors(
+    body: ProgramRequest, request: Request, settings: SettingsDep, gate: ProgramGateDep
+) -> Response:
+    """Run a program one statement at a time; every variable after every step (``steps:
+    "full"``), or only what each step changed (``steps: "changes"``), within max_answer_bytes.
 
     A program the sandbox refuses is a 422 naming the line and the reason; a runtime error
     inside an allowed program is a 200 with the steps so far and ``error``.
     """
-    return ProgramResponse.model_validate(_run(body.code, settings, "run"))
+    return _json(await _admitted(request, gate, settings, "run", body.code, None, body.steps))
 
 
-@router.post("/api/autograd/graph")
-def autograd_graph(body: GraphRequest, settings: SettingsDep) -> GraphResponse:
-    """The program's real autograd graph, and with ``backward`` set, the engine's backward steps."""
-    return GraphResponse.model_validate(_run(body.code, settings, "graph", body.backward))
+@router.post("/api/autograd/graph", response_model=GraphResponse)
+async def autograd_graph(
+    body: GraphRequest, request: Request, settings: SettingsDep, gate: ProgramGateDep
+) -> Response:
+    """The program's real autograd graph, and with ``backward`` set, the engine's backward steps
+    (as many as fit in max_answer_bytes; backward itself always runs to the end)."""
+    return _json(await _admitted(request, gate, settings, "graph", body.code, body.backward))

@@ -6,33 +6,35 @@ bridge), so a distributed runner can replace the local one without touching this
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+import logging
+import time
+import weakref
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, Field
+import anyio
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.sse import EventSourceResponse
+from pydantic import AfterValidator, BaseModel, Field
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from app.jobs import all_tasks
+from app.jobs.store import MAX_EVENT_ID
 from app.jobs.store import Run as StoredRun
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE
 from app.jobs.tracking import TENSORBOARD_DIR, ArtifactMissing, tensorboard_zip
+from app.web.admission import client_key
 from app.web.deps import SettingsDep
-from app.web.live import Runs
+from app.web.live import Runs, StreamTicket
 from app.web.schemas import error_responses
 
 router = APIRouter(tags=["runs"])
+log = logging.getLogger("app.streams")
 
 # A route under /api/runs/{run_id} answers 404 when there is no such run.
 NO_RUN = error_responses(404)
-
-# A stream re-reads the store at least this often, even when no one has told it of news.
-STREAM_POLL_S = 1.0
 
 
 class TaskField(BaseModel):
@@ -128,11 +130,6 @@ def stored_run(runs: Runs, run_id: str) -> StoredRun:
     return runs.store.get(run_id)
 
 
-def existing_run(run_id: str, request: Request) -> StoredRun:
-    """As a dependency: a stream answers 404 before it starts, not an error mid-stream."""
-    return stored_run(runs_of(request), run_id)
-
-
 @router.get("/api/tasks")
 def tasks() -> TasksResponse:
     """Every task a run can train, with its config fields, defaults and bounds."""
@@ -175,65 +172,107 @@ def cancel_run(run_id: str, request: Request) -> CancelResponse:
     return CancelResponse(status=runs.runner.cancel(run_id))
 
 
-@router.get("/api/runs/{run_id}/events", response_class=EventSourceResponse, responses=NO_RUN)
+def check_event_id(value: int) -> int:
+    """An ``after`` / ``Last-Event-ID`` cursor must be an id the store can hold."""
+    if not 0 <= value <= MAX_EVENT_ID:
+        raise ValueError(
+            f"an event id is a whole number from 0 to {MAX_EVENT_ID} (2**63 - 1, the largest id "
+            f"SQLite stores), not {str(value)[:40]}"
+        )
+    return value
+
+
+# The bounds are in the schema too, so clients (and the fuzzer) see the range.
+EventId = Annotated[int, AfterValidator(check_event_id)]
+EVENT_ID_RANGE = {"minimum": 0, "maximum": MAX_EVENT_ID}
+
+# What the stream's 200 carries, as FastAPI documents a generator of ServerSentEvent.
+SSE_ITEM = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+class EventStream(EventSourceResponse):
+    """A run's live events: holds its place among the open streams until it is over, and notes a
+    client that went away in one log line (no traceback)."""
+
+    def __init__(self, runs: Runs, ticket: StreamTicket, after: int) -> None:
+        self.runs = runs
+        self.ticket = ticket
+        self.complete = False
+        self.events = runs.streams.stream(ticket.run_id, after, self._said_everything)
+        # Never cached, never buffered by a proxy on the way (nginx reads X-Accel-Buffering).
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        super().__init__(self.events, headers=headers)
+        # A response dropped before it is sent gives its place back all the same.
+        weakref.finalize(self, runs.streams.release, ticket)
+
+    def _said_everything(self) -> None:
+        self.complete = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.monotonic()
+        try:
+            await super().__call__(scope, receive, send)
+            # Starlette stops a stream whose client has gone (uvicorn tells it) and returns.
+            gone = not self.complete
+        except ClientDisconnect:  # a server that reports a write to a closed connection
+            gone = True
+        finally:
+            self.runs.streams.release(self.ticket)
+            # A stream cut off at a yield is not resumed: close it now, so it leaves its run's
+            # feed at once (shielded: a cancelled request still gets to clean up).
+            with anyio.CancelScope(shield=True):
+                await self.events.aclose()
+        # One line, no traceback. (A stream cancelled by the server stopping says nothing.)
+        if gone:
+            log.info(
+                "run %s: the event stream to %s ended after %.1f s: the client went away",
+                self.ticket.run_id,
+                self.ticket.client,
+                time.monotonic() - started,
+            )
+
+
+@router.get(
+    "/api/runs/{run_id}/events",
+    # Not FastAPI's EventSourceResponse route mode: the endpoint returns its own stream, so a
+    # refusal (404, 422, 429) comes before it starts and a client that goes away stays quiet.
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"itemSchema": SSE_ITEM}}},
+        **error_responses(404, 429),
+    },
+)
 async def run_events(
     run_id: str,
     request: Request,
-    _exists: Annotated[StoredRun, Depends(existing_run)],
-    after: Annotated[int, Query(ge=0, description="replay metrics after this event id")] = 0,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-) -> AsyncIterator[ServerSentEvent]:
+    after: Annotated[
+        EventId,
+        Query(description="replay metrics after this event id", json_schema_extra=EVENT_ID_RANGE),
+    ] = 0,
+    last_event_id: Annotated[EventId | None, Header(json_schema_extra=EVENT_ID_RANGE)] = None,
+) -> EventStream:
     """Server-sent events: ``metric`` ``{step, name, value}`` and ``status`` ``{status,
     progress}``. A late client first gets every metric it missed; the stream ends after a final
     status, which comes after the run's last metric. Each metric's ``id`` lets a reconnecting
-    browser resume (``Last-Event-ID``)."""
+    browser resume (``Last-Event-ID``); an idle stream sends a ``: heartbeat`` comment every
+    ``stream_heartbeat_seconds``. 404 before any stream starts when there is no such run; 429
+    past ``max_streams``, ``max_streams_per_run`` or ``max_streams_per_client``."""
     runs = runs_of(request)
-    seen = max(after, last_event_id or 0)
-    sent_status: tuple[str, float] | None = None
-    while True:
-        # A client that has gone is noticed here, within a poll: the server's writes to a closed
-        # connection do not fail, so the stream would otherwise live on, unread, until its run
-        # ends.
-        if await request.is_disconnected():
-            return
-        out: list[ServerSentEvent] = []
-        # Subscribed while reading and waiting, never while suspended at a yield: a stream
-        # abandoned there (its client gone) holds no subscription. Subscribing before the reads
-        # means news published after them still wakes the wait.
-        with runs.events.subscribe(run_id) as news:
-            # The status first: a run is marked completed only after its last metric is stored,
-            # so metrics read after a final status include every one of them.
-            # A cancelled run is final in the store at once, but its worker may still be
-            # handing over metrics: the final status waits until the runner has let go of the
-            # run (asked first, so the metrics read after it are all there are).
-            held = runs.runner.position(run_id) is not None
-            run = await run_in_threadpool(runs.store.get, run_id)
-            fresh = await run_in_threadpool(runs.store.metrics_since, run_id, seen)
-            for metric in fresh:
-                seen = metric.id
-                out.append(
-                    ServerSentEvent(
-                        event="metric",
-                        id=str(metric.id),
-                        data={"step": metric.step, "name": metric.name, "value": metric.value},
-                    )
-                )
-            ended = run.is_final and not held
-            status = (run.status, round(run.progress, 4))
-            if status != sent_status and (ended or not run.is_final):
-                sent_status = status
-                out.append(
-                    ServerSentEvent(
-                        event="status", data={"status": run.status, "progress": status[1]}
-                    )
-                )
-            if not out and not ended:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(news.wait(), timeout=STREAM_POLL_S)
-        for event in out:
-            yield event
-        if ended:
-            return
+    await runs.streams.read(runs.store.get, run_id)  # RunNotFound: a 404, before any stream
+    ticket = runs.streams.admit(run_id, client_key(request))
+    try:
+        return EventStream(runs, ticket, max(after, last_event_id or 0))
+    except BaseException:
+        runs.streams.release(ticket)
+        raise
 
 
 def artifact(runs: Runs, run_id: str, name: str, what: str) -> FileResponse:

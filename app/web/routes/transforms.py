@@ -1,7 +1,9 @@
 """POST /api/transforms/apply: a pipeline of transforms on an uploaded picture, stage by stage.
 
-The route is ``async`` because the upload is read as it streams in (with the byte limit); the
-pipeline is checked before the file is read, and the torch work runs in the thread pool.
+The route is ``async``: the pipeline is checked first, then the request passes the picture gate
+(``app.state.picture_gate``: 429 when full), the gate's thread reads the upload (with the byte
+limit) and a picture worker process decodes the picture and runs the pipeline
+(``app.workers.pictures``), never the server.
 """
 
 from __future__ import annotations
@@ -9,16 +11,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from app.lessons import transforms
 from app.lessons.errors import LessonInputError
-from app.web.deps import SettingsDep
+from app.web.admission import client_key
+from app.web.deps import PictureGateDep, SettingsDep
 from app.web.schemas import error_responses
-from app.web.uploads import image_from_request
+from app.web.uploads import picture_reader
 from app.web.views.transforms import limits
+from app.workers import pictures
 
 router = APIRouter(tags=["transforms"])
 
@@ -79,8 +82,10 @@ def parse_pipeline_json(text: str, limits: transforms.TransformLimits) -> list[t
     return transforms.check_pipeline(raw, limits)
 
 
-@router.post("/api/transforms/apply", responses=error_responses(415))
+@router.post("/api/transforms/apply", responses=error_responses(415, 429))
 async def apply(
+    request: Request,
+    gate: PictureGateDep,
     settings: SettingsDep,
     pipeline: Annotated[
         str,
@@ -101,17 +106,23 @@ async def apply(
     horizontal_flip, grayscale, to_tensor, normalize {mean, std}, multiply {factor}; a size is
     a whole number (resize: the shorter side) or [height, width]. Image transforms come before
     to_tensor and tensor transforms after it; the wrong order is a 422 that says so.
+
+    The picture is decoded and transformed in a worker process with its own memory and time
+    limits (picture_max_memory_bytes: 413; picture_max_seconds: 422); 429 with Retry-After when
+    the picture workers are full (picture_max_waiting, picture_max_per_client,
+    picture_queue_seconds).
     """
     lesson_limits = limits(settings)
     steps = parse_pipeline_json(pipeline, lesson_limits)
-    opened = await image_from_request(file, sample, settings)
-    result = await run_in_threadpool(
-        transforms.run_pipeline,
-        opened.image,
+    read = picture_reader(file, sample, settings)
+    result = await gate.run(
+        client_key(request),
+        pictures.transforms_apply,
+        read,
         steps,
         lesson_limits,
         settings.transform_preview_side,
-        True,
+        settings,
     )
     return TransformsResponse(
         stages=result["stages"],

@@ -8,14 +8,36 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from app.config import Settings
+from app.web.admission import Gate
+
+T = TypeVar("T")
 
 
 def source(*functions: Callable[..., Any]) -> str:
     """The real source of lesson functions, as the page shows it."""
     return "\n\n".join(inspect.getsource(fn).rstrip() for fn in functions)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """Who is asking for a page, and the gate its lesson's programs go through.
+
+    Built by the page routes from the request (``app.web.routes.pages``); the start-up warmer
+    builds pages without one (``PageContext()``: no client, no gates).
+    """
+
+    client: str = "local"
+    program_gate: Gate | None = None
+
+    def run_program(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` (a sandbox call) through the program gate, in this thread: raises
+        ``TooBusy`` (a 429 page) when the gate refuses."""
+        if self.program_gate is None:
+            return fn(*args)
+        return self.program_gate.run_sync(self.client, fn, *args)
 
 
 @dataclass(frozen=True)
@@ -32,13 +54,24 @@ class LessonView:
     # A lesson over the learner's own training runs: explore(params, settings, runs) gets the
     # app's run store too (app.web.live.Runs).
     uses_runs: bool = False
+    # A lesson that runs programs: explore(params, settings, context) gets the PageContext, to go
+    # through the app's program gate as the requesting client.
+    uses_context: bool = False
 
     def build(
-        self, query: Mapping[str, str], settings: Settings, runs: Any = None
+        self,
+        query: Mapping[str, str],
+        settings: Settings,
+        runs: Any = None,
+        context: PageContext | None = None,
     ) -> dict[str, Any]:
         """The template context for the page and its partial."""
         params = self.parse(query, settings)
-        extra = (runs,) if self.uses_runs else ()
+        extra: tuple[Any, ...] = ()
+        if self.uses_runs:
+            extra = (runs,)
+        elif self.uses_context:
+            extra = (context or PageContext(),)
         result = self.explore(params, settings, *extra)
         return {
             "params": params,

@@ -1,8 +1,10 @@
 """The CNN page: the sliding window, filters on a picture, pooling, and nn.Conv2d.
 
 The URL holds every control; matrices are written row by row, ``1,2,3; 4,5,6``. An uploaded
-picture cannot live in a URL: the page's script sends it to POST /lessons/cnn/image and a reload
-shows the sample named in the URL.
+picture cannot live in a URL: the page's script sends it to POST /lessons/cnn/image (decoded and
+filtered in a picture worker process, like every upload) and a reload shows the sample named in
+the URL. The page itself is computed here, in the server: it only ever filters the project's own
+sample pictures (96 px at most, drawn once and cached), never an upload.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The server renders the first view from the URL (``p`` the pipeline, ``sample``, 
 page's script then edits the pipeline in the browser, sends it to POST /api/transforms/apply with
 the sample or the learner's upload, and draws the stages it gets back. The partial refreshes the
 parts that depend on the pipeline alone: the classes' source, the dataset grid and the snippet.
+The page is computed here, in the server: it only ever transforms the project's own sample
+pictures (96 px at most, drawn once and cached; max_resize_side once resized); an upload goes
+to the API, whose picture worker processes decode and transform it.
 """
 
 from __future__ import annotations
