@@ -112,6 +112,7 @@ class WorkerPool:
         self._idle: list[WorkerProcess] = []
         self._starting = 0
         self._closed = False
+        self._served = False  # a worker has been idle here once: the pool is up
 
     def _new(self) -> WorkerProcess:
         return WorkerProcess(self.module, self.args)
@@ -123,13 +124,21 @@ class WorkerPool:
                 worker = self._new()
                 with self._cond:
                     self._idle.append(worker)
+                    self._served = True
                     self._cond.notify()
             else:
                 self._start_in_background()
 
     def _take(self) -> WorkerProcess:
-        """An idle worker, one that is starting, or else a new one."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        """An idle worker, one that is starting, or else a new one.
+
+        Once the pool has served, a request waits for a worker being started (one replacing a
+        worker killed for overrunning) no longer than ``wait_seconds``, then is refused like any
+        request that finds every worker busy: a start takes seconds, and the request would hold
+        its place in line all that time. Before, the pool's first workers are waited for.
+        """
+        patience = self.wait_seconds if self._served else START_TIMEOUT_SECONDS
+        deadline = time.monotonic() + patience
         with self._cond:
             while True:
                 while self._idle:
@@ -137,7 +146,11 @@ class WorkerPool:
                     if worker.alive():
                         return worker
                     worker.kill()
-                if not self._starting or not self._cond.wait(deadline - time.monotonic()):
+                if not self._starting:
+                    break
+                if not self._cond.wait(deadline - time.monotonic()):
+                    if self._served:
+                        raise self._busy(self)
                     break
         return self._new()
 
@@ -150,6 +163,7 @@ class WorkerPool:
             return
         with self._cond:
             self._idle.append(worker)
+            self._served = True
             self._cond.notify()
 
     def _start_in_background(self) -> None:
@@ -168,6 +182,7 @@ class WorkerPool:
                         worker.kill()
                     else:
                         self._idle.append(worker)
+                        self._served = True
                 self._cond.notify_all()
 
         threading.Thread(target=start, name=f"{self.module}-start", daemon=True).start()

@@ -78,3 +78,38 @@ def test_highlighted_code_is_cached_within_a_bound() -> None:
     size = templating._highlighted.cache_info().currsize
     assert "x" in templating.code_block(huge)
     assert templating._highlighted.cache_info().currsize == size  # too long to keep
+
+
+def test_a_short_attack_run_reports_every_attack_and_no_5xx(tmp_path: Path) -> None:
+    """``--attack``: every attack of bench/attack.py is sent and answered without a 5xx; the
+    report carries the attack's verdict beside the learners'. Latency is not asserted here."""
+    out = tmp_path / "attack.json"
+    args = [
+        "--attack",
+        "--learners", "3",
+        "--duration", "10",
+        "--attackers", "2",
+        "--streams", "6",
+        "--half-open", "4",
+        "--p99-ms", "1e9",
+        "--json", str(out),
+        # Short request deadlines, so half-sent requests are dropped within the run.
+        "--env", "EXPLORER_HEADER_TIMEOUT_SECONDS=1",
+        "--env", "EXPLORER_BODY_TIMEOUT_SECONDS=1",
+    ]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        code = pool.submit(loadtest.main, args).result()
+    report = json.loads(out.read_text())
+    attack = report["attack"]
+    assert 0.9 <= attack["half_open_dropped_after_s_max"] <= 5.0
+    assert code == 0, attack
+    assert attack["server_errors"] == 0 and attack["memory_ok"] is True
+    assert report["passed"] is True
+    sent = set(attack["attacks"])
+    # Two attackers go round the list from different places: in 10 s each reaches several.
+    assert {"streams", "half_open"} <= sent and len(sent) >= 5, sent
+    for name, outcome in attack["attacks"].items():
+        statuses = set(outcome["statuses"])
+        assert not any(s.startswith("5") for s in statuses), (name, statuses)
+    assert attack["streams_opened"].get("200", 0) >= 1
+    assert attack["server_rss_peak_mb"] == round(report["memory"]["server_rss_peak"] / 1024**2, 1)

@@ -72,3 +72,30 @@ def test_an_encoded_answer_is_the_json_of_the_same_answer_made_in_the_worker(ste
     assert json.loads(body) == answer
     graph = run_program_isolated(code, SandboxLimits(), "graph", "b", "full", True)
     assert json.loads(graph)["notices"] == []
+
+
+def test_a_request_that_finds_only_a_worker_being_replaced_is_refused_within_the_wait() -> None:
+    """After a runaway program's worker is killed, its replacement takes seconds to start: a
+    request then is refused (429) within the pool's wait, not held in line for the start."""
+    from app.sandbox.isolation import SandboxBusy
+
+    pool = configure_pool(size=1, wait_seconds=0.3)
+    pool.warm(1)
+    limits = SandboxLimits(max_seconds=0.2, max_tensor_elements=30_000_000, max_total_bytes=1024**3)
+    with pytest.raises(SandboxLimitExceeded):
+        run_program_isolated("a = torch.ones(5000, 5000, dtype=torch.float64)\nb = a @ a\n", limits)
+    started = time.monotonic()
+    with pytest.raises(SandboxBusy) as busy:
+        run_program_isolated("x = 1\n")
+    assert time.monotonic() - started < 0.3 + 1.0
+    assert "busy" in str(busy.value)
+    # The replacement comes up in the background, and then programs run again.
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            assert run_program_isolated("x = 1\n")["error"] is None
+            break
+        except SandboxBusy:
+            assert time.monotonic() < deadline, "the replacement worker never came up"
+            time.sleep(0.2)
+    configure_pool(size=1).warm(1)  # the module's pool, as the fixture made it
