@@ -33,8 +33,8 @@ class SandboxBusy(SandboxRefused):
 
 def _busy(pool: ProcessPool) -> SandboxBusy:
     return SandboxBusy(
-        f"all {pool.size} sandbox workers stayed busy for {pool.wait_seconds} s: "
-        "try again in a moment"
+        f"all {pool.size} sandbox workers stayed busy for {pool.wait_seconds:g} s (setting "
+        "program_queue_seconds): try again in a moment"
     )
 
 

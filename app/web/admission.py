@@ -21,17 +21,11 @@ from typing import Any, TypeVar
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.workers.pool import TooBusy
+
+__all__ = ["Gate", "GateSettings", "TooBusy", "client_key", "gate_for"]
 
 T = TypeVar("T")
-
-
-class TooBusy(Exception):
-    """A request refused because a bounded resource is full: HTTP 429 naming ``limit``."""
-
-    def __init__(self, message: str, limit: str, retry_after: int = 2) -> None:
-        self.limit = limit
-        self.retry_after = retry_after
-        super().__init__(message)
 
 
 def client_key(connection: HTTPConnection) -> str:

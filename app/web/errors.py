@@ -197,8 +197,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SandboxBusy)
     async def sandbox_busy(request: Request, exc: SandboxBusy) -> Response:
-        retry = {"Retry-After": "5"}
-        return error_response(request, 429, str(exc), headers=retry)
+        retry = {"Retry-After": "2"}
+        extra = {"limit": "program_queue_seconds"}  # no worker freed up in the line's time
+        return error_response(request, 429, str(exc), extra, headers=retry)
 
     @app.exception_handler(TooBusy)
     async def too_busy(request: Request, exc: TooBusy) -> Response:

@@ -42,7 +42,7 @@ from app.lessons.images import (
     sample_image,
 )
 from app.workers import serve
-from app.workers.pool import WorkerPool, WorkerStopped
+from app.workers.pool import TooBusy, WorkerPool, WorkerStopped
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -219,8 +219,6 @@ _warmed: WorkerPool | None = None
 
 
 def _busy(pool: WorkerPool) -> Exception:
-    from app.web.admission import TooBusy  # the server's; the worker never needs it
-
     return TooBusy(
         f"All {pool.size} picture workers stayed busy for {pool.wait_seconds:g} s (setting "
         "picture_queue_seconds): try again in a moment.",

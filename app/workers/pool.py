@@ -74,6 +74,16 @@ class WorkerProcess:
             self.conn.close()
 
 
+class TooBusy(Exception):
+    """A request refused because a bounded resource is full (the web layer answers 429 naming
+    ``limit``, with ``Retry-After``)."""
+
+    def __init__(self, message: str, limit: str, retry_after: int = 2) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class WorkerStopped(Exception):
     """The worker overran ``timeout`` and was killed, or died while working.
 
