@@ -16,6 +16,8 @@ import torch
 
 from app.config import Settings
 from app.main import create_app
+from app.sandbox.isolation import get_pool
+from app.web.routes.programs import ensure_pool
 from bench.common import Context, Row, compare
 
 GROUP = "learner programs (median of n; bare = the same statements in plain torch)"
@@ -67,7 +69,12 @@ def bare_graph() -> float:
 
 def run(ctx: Context) -> list[Row]:
     torch.set_num_threads(1)
-    app = create_app(Settings(data_dir=ctx.tmp / "programs", torch_threads=1))
+    settings = Settings(data_dir=ctx.tmp / "programs", torch_threads=1)
+    app = create_app(settings)
+    # Every sandbox worker started and warm, as the server's start-up does (this in-process app
+    # runs no lifespan): a cold pool would refuse the clients that wait for a process start.
+    ensure_pool(settings)
+    get_pool().warm(get_pool().size)
     rows: list[Row] = []
     runner = asyncio.Runner()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
@@ -114,17 +121,21 @@ def run(ctx: Context) -> list[Row]:
             done = 0
             deadline = time.perf_counter() + seconds
 
-            async def one() -> None:
+            async def one(index: int) -> None:
                 nonlocal done
-                while time.perf_counter() < deadline:
-                    await post("/api/autograd/graph", body)
-                    done += 1
+                # A learner of its own (a client address of its own): the program gate gives
+                # each client a share (program_max_per_client), as on a class's network.
+                transport = httpx.ASGITransport(app=app, client=(f"10.0.0.{index + 1}", 4000))
+                async with httpx.AsyncClient(transport=transport, base_url="http://bench") as own:
+                    while time.perf_counter() < deadline:
+                        (await own.post("/api/autograd/graph", json=body)).raise_for_status()
+                        done += 1
 
             started = time.perf_counter()
-            await asyncio.gather(*(one() for _ in range(clients)))
+            await asyncio.gather(*(one(i) for i in range(clients)))
             return done, time.perf_counter() - started
 
-        runner.run(throughput(1.0))  # every worker of the pool started and warm
+        runner.run(throughput(1.0))  # warm the clients' paths too
         count, elapsed = runner.run(throughput(ctx.budget(5.0)))
         bare_count, bare_started = 0, time.perf_counter()
         while time.perf_counter() - bare_started < elapsed:

@@ -51,6 +51,8 @@ class WorkerProcess:
             )
         self.conn = Connection(parent.detach())
         self.tasks = 0
+        self.retiring = False  # served its share of requests: a replacement is starting
+        self.retired = False  # the replacement is up: it goes once it is given back
         if not self.conn.poll(START_TIMEOUT_SECONDS):
             self.kill()
             raise RuntimeError(f"a {module} worker did not start")
@@ -166,17 +168,20 @@ class WorkerPool:
 
     def _give_back(self, worker: WorkerProcess) -> None:
         worker.tasks += 1
-        if worker.tasks >= MAX_TASKS_PER_WORKER or self._closed:
+        if self._closed or worker.retired:
             worker.kill()
-            if not self._closed:
-                self._start_in_background()
             return
+        if worker.tasks >= MAX_TASKS_PER_WORKER and not worker.retiring:
+            # Its replacement starts now; it serves on until the replacement is ready, so the
+            # pool never has a worker fewer (a request would be refused for it).
+            worker.retiring = True
+            self._start_in_background(replacing=worker)
         with self._cond:
             self._idle.append(worker)
             self._served = True
             self._cond.notify()
 
-    def _start_in_background(self) -> None:
+    def _start_in_background(self, replacing: WorkerProcess | None = None) -> None:
         with self._cond:
             self._starting += 1
 
@@ -187,6 +192,14 @@ class WorkerPool:
                 worker = self._new()
             with self._cond:
                 self._starting -= 1
+                if replacing is not None and worker is None:
+                    replacing.retiring = False  # no replacement: it serves on, and tries later
+                if replacing is not None and worker is not None:
+                    if replacing in self._idle:
+                        self._idle.remove(replacing)
+                        replacing.kill()
+                    else:
+                        replacing.retired = True  # at work: it goes when it comes back
                 if worker is not None:
                     if self._closed or len(self._idle) >= self.size:
                         worker.kill()

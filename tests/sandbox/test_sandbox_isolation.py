@@ -16,6 +16,12 @@ from app.sandbox import (
 )
 from app.sandbox.isolation import KILL_MARGIN_SECONDS, configure_pool, shutdown_pool
 
+# A program the interpreter cannot stop in time: one matmul of ~1.5 s of C on these machines, so
+# the worker is killed. The allocation before it is kept small (0.1 s) so that the interpreter's
+# own deadline check, between statements, does not catch it first on a slow machine.
+RUNAWAY_PROGRAM = "a = torch.ones(4000, 4000, dtype=torch.float64)\nb = a @ a\n"
+RUNAWAY_LIMITS = SandboxLimits(max_seconds=0.5, max_tensor_elements=30_000_000, max_total_bytes=1024**3)
+
 
 @pytest.fixture(scope="module", autouse=True)
 def pool() -> Iterator[None]:
@@ -47,8 +53,7 @@ def test_refusals_and_limits_come_back_as_the_same_exceptions() -> None:
 def test_a_runaway_worker_is_killed_past_max_seconds_and_the_next_call_works() -> None:
     # One float64 matmul of 250 GFLOP (seconds even on one fast core): the interpreter cannot
     # stop a single library call, the worker process is killed instead.
-    limits = SandboxLimits(max_seconds=0.2, max_tensor_elements=30_000_000, max_total_bytes=1024**3)
-    code = "a = torch.ones(5000, 5000, dtype=torch.float64)\nb = a @ a\n"
+    limits, code = RUNAWAY_LIMITS, RUNAWAY_PROGRAM
     started = time.monotonic()
     with pytest.raises(SandboxLimitExceeded) as info:
         run_program_isolated(code, limits)
@@ -81,9 +86,8 @@ def test_a_request_that_finds_only_a_worker_being_replaced_is_refused_within_the
 
     pool = configure_pool(size=1, wait_seconds=0.3)
     pool.warm(1)
-    limits = SandboxLimits(max_seconds=0.2, max_tensor_elements=30_000_000, max_total_bytes=1024**3)
     with pytest.raises(SandboxLimitExceeded):
-        run_program_isolated("a = torch.ones(5000, 5000, dtype=torch.float64)\nb = a @ a\n", limits)
+        run_program_isolated(RUNAWAY_PROGRAM, RUNAWAY_LIMITS)
     started = time.monotonic()
     with pytest.raises(SandboxBusy) as busy:
         run_program_isolated("x = 1\n")
@@ -98,4 +102,26 @@ def test_a_request_that_finds_only_a_worker_being_replaced_is_refused_within_the
         except SandboxBusy:
             assert time.monotonic() < deadline, "the replacement worker never came up"
             time.sleep(0.2)
+    configure_pool(size=1).warm(1)  # the module's pool, as the fixture made it
+
+
+def test_a_worker_past_its_share_of_programs_serves_on_until_its_replacement_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Workers are replaced after MAX_TASKS_PER_WORKER programs; the old one serves until its
+    replacement has started, so the pool is never a worker short (no 429 for it)."""
+    from app.workers import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "MAX_TASKS_PER_WORKER", 3)
+    pool = configure_pool(size=1, wait_seconds=0.3)
+    pool.warm(1)
+    first = pool._idle[0].process.pid
+    for _ in range(10):  # far past 3, quicker than a worker starts: all on the first worker
+        assert run_program_isolated("x = 1\n")["error"] is None
+    deadline = time.monotonic() + 120
+    while pool._idle[0].process.pid == first:
+        assert time.monotonic() < deadline, "the replacement never took over"
+        time.sleep(0.1)
+        assert run_program_isolated("x = 1\n")["error"] is None
+    assert run_program_isolated("x = 2\n")["error"] is None
     configure_pool(size=1).warm(1)  # the module's pool, as the fixture made it
