@@ -20,7 +20,9 @@ from app.sandbox.isolation import KILL_MARGIN_SECONDS, configure_pool, shutdown_
 # the worker is killed. The allocation before it is kept small (0.1 s) so that the interpreter's
 # own deadline check, between statements, does not catch it first on a slow machine.
 RUNAWAY_PROGRAM = "a = torch.ones(4000, 4000, dtype=torch.float64)\nb = a @ a\n"
-RUNAWAY_LIMITS = SandboxLimits(max_seconds=0.5, max_tensor_elements=30_000_000, max_total_bytes=1024**3)
+RUNAWAY_LIMITS = SandboxLimits(
+    max_seconds=0.5, max_tensor_elements=30_000_000, max_total_bytes=1024**3
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
