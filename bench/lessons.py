@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from app.config import Settings
-from app.lessons import softmax
+from app.lessons import softmax_cross_entropy as softmax
 from app.main import create_app
 from app.web.views import VIEWS
 from bench.common import Context, Row, compare
@@ -96,7 +96,7 @@ def bare_dead_relu(slope: float, dead: int, steps: int, seed: int) -> dict[str, 
 
 
 def bare_softmax_explore() -> dict[str, Any]:
-    """The tensor work of app.lessons.softmax.explore at its defaults, written plainly."""
+    """The tensor work of app.lessons.softmax_cross_entropy.explore at its defaults, plainly."""
     loss_fn = nn.CrossEntropyLoss()
     logits, target = torch.tensor([2.0, 1.0, 0.1]), torch.tensor(0)
     main = bare_softmax([2.0, 1.0, 0.1], 0)

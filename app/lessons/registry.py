@@ -13,7 +13,7 @@ class Lesson:
     title: str
     section: str  # the notes' heading this lesson teaches
     summary: str
-    live: bool = False  # False: the page shows a "coming soon" card
+    live: bool = False  # has a page: GET /api/lessons says so, the lesson list marks the rest
     apis: tuple[str, ...] = field(default=())  # the JSON twins the page stands on
     parent: str | None = None  # a deeper page of this lesson (not one of the eleven)
 

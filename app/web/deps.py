@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.lessons.activations import ActivationLimits
-from app.lessons.softmax import SoftmaxLimits
+from app.lessons.softmax_cross_entropy import SoftmaxLimits
 from app.web.admission import Gate
 
 

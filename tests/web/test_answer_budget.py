@@ -25,7 +25,7 @@ from app.lessons.tensors import EXAMPLES
 from app.main import create_app
 from app.web.schemas import ProgramResponse
 from tests.faults import server as live
-from tests.web.test_tensors_page import page_data
+from tests.web.test_tensors import page_data
 
 BUDGET = Settings().max_answer_bytes  # 8 MiB
 

@@ -26,27 +26,11 @@ def test_coming_soon_lessons_are_pages_not_404s(client: TestClient) -> None:
         assert ("Coming soon" in r.text) == (not lesson.live)
 
 
-def test_a_live_lesson_page_shows_figures_controls_and_its_real_code(client: TestClient) -> None:
-    html = client.get("/lessons/softmax-cross-entropy").text
-    assert 'id="controls"' in html and 'name="temperature"' in html
-    assert html.count('class="plot-data"') == 7
-    text = html_text(html)
-    assert "def softmax_cross_entropy" in text
-    assert "loss = nn.CrossEntropyLoss()(scaled, target)" in text
-
-
 def html_text(html: str) -> str:
     """The page's text as a reader sees it: tags dropped, entities decoded."""
     import html as html_module
 
     return html_module.unescape(re.sub(r"<[^>]+>", "", html))
-
-
-def test_the_page_state_comes_from_the_url(client: TestClient) -> None:
-    html = client.get("/lessons/softmax-cross-entropy?logits=1,2,3,4&target=3&temperature=2").text
-    assert html.count('data-logit="') == 4
-    assert re.search(r'name="target" value="3"\s+checked', html)
-    assert 'id="temperature" min="0.1" max="5" step="0.05" value="2.0"' in html
 
 
 def test_bad_page_state_is_a_422_page_that_names_the_field(client: TestClient) -> None:
@@ -55,13 +39,6 @@ def test_bad_page_state_is_a_422_page_that_names_the_field(client: TestClient) -
     assert "text/html" in r.headers["content-type"] and "temperature must be a number" in r.text
     r = client.get("/lessons/activations?depth=100000")
     assert r.status_code == 422 and "max_depth" in r.text
-
-
-def test_the_partial_is_the_changing_part_of_the_page(client: TestClient) -> None:
-    r = client.get("/lessons/activations/partial?name=relu&depth=5")
-    assert r.status_code == 200
-    assert "<html" not in r.text and 'data-slot="fig-curve"' in r.text
-    assert "Vanishing gradients through 5 layers" in r.text
 
 
 def test_unknown_pages_get_an_html_404_and_api_paths_get_json(client: TestClient) -> None:
@@ -140,7 +117,7 @@ def test_docs_lists_every_route_with_its_models_and_loads_nothing_remote(
 def test_warming_builds_every_lessons_default_view_without_an_error(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from app.lessons import transfer
+    from app.lessons import transfer_learning as transfer
     from app.web.routes import pages
 
     with caplog.at_level("ERROR", logger="app.pages"):

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from app.lessons import activations, softmax
+from app.lessons import activations
+from app.lessons import softmax_cross_entropy as softmax
 from app.lessons.registry import LESSONS
 from app.web.deps import ActivationLimitsDep, SettingsDep, SoftmaxLimitsDep
 from app.web.schemas import (

@@ -1,4 +1,4 @@
-"""HTML pages: home, the lessons (live or coming soon), their partial updates and JSON twins."""
+"""HTML pages: home, the lessons, their partial updates and JSON twins."""
 
 from __future__ import annotations
 
@@ -86,11 +86,18 @@ def _lesson(slug: str) -> Lesson:
 
 
 def _view(slug: str) -> LessonView:
+    """The lesson's view; a slug with none is not found, like an unknown one."""
     _lesson(slug)
     view = VIEWS.get(slug)
     if view is None:
-        raise HTTPException(404, f"The lesson {slug!r} is coming soon; it has no view yet.")
+        raise HTTPException(404, f"The lesson {slug!r} has no page.")
     return view
+
+
+def _template(slug: str, partial: bool = False) -> str:
+    """The lesson's template, named by its slug with underscores, e.g.
+    ``lessons/softmax_cross_entropy.html``; its changing part begins with an underscore."""
+    return f"lessons/{'_' if partial else ''}{slug.replace('-', '_')}.html"
 
 
 def _runs(request: Request) -> Any:
@@ -116,14 +123,12 @@ def home(request: Request) -> Response:
 
 @router.get("/lessons/{slug}", response_class=HTMLResponse, include_in_schema=False)
 def lesson_page(slug: str, request: Request, settings: SettingsDep) -> Response:
-    """A lesson: figures, controls and the code behind them; a card while it is being built."""
-    lesson = _lesson(slug)
+    """A lesson: figures, controls and the code behind them."""
+    view = _view(slug)
     before, after = neighbours(slug)
-    context = {"lesson": lesson, "before": before, "after": after}
-    if slug not in VIEWS:
-        return render(request, "lessons/coming_soon.html", context)
-    context |= _build(VIEWS[slug], request, settings)
-    return render(request, f"lessons/{slug}.html", context)
+    context = {"lesson": _lesson(slug), "before": before, "after": after}
+    context |= _build(view, request, settings)
+    return render(request, _template(slug), context)
 
 
 @router.get("/lessons/{slug}/partial", response_class=HTMLResponse, include_in_schema=False)
@@ -131,7 +136,7 @@ def lesson_partial(slug: str, request: Request, settings: SettingsDep) -> Respon
     """The part of a lesson page that changes with its controls, for in-place updates."""
     view = _view(slug)
     context = {"lesson": _lesson(slug)} | _build(view, request, settings)
-    return render(request, f"lessons/_{slug}.html", context)
+    return render(request, _template(slug, partial=True), context)
 
 
 @router.get("/api/lessons/{slug}/view", tags=["lessons"], responses=error_responses(404))

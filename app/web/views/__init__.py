@@ -9,7 +9,7 @@ from app.web.views import (
     cnn_feature_maps,
     datasets,
     saving_loading,
-    softmax,
+    softmax_cross_entropy,
     tensors,
     tracking,
     training_pipeline,
@@ -21,7 +21,7 @@ from app.web.views.base import LessonView
 VIEWS: dict[str, LessonView] = {
     view.slug: view
     for view in (
-        softmax.VIEW,
+        softmax_cross_entropy.VIEW,
         activations.VIEW,
         tensors.VIEW,
         autograd.VIEW,

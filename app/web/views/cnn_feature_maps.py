@@ -11,9 +11,9 @@ from typing import Any
 from app.config import Settings
 from app.jobs import RunNotFound
 from app.jobs.tasks import CHECKPOINT_FILE
-from app.lessons import feature_maps
+from app.lessons import cnn_feature_maps as feature_maps
 from app.lessons.errors import LessonInputError
-from app.viz import feature_maps as feature_map_figures
+from app.viz import cnn_feature_maps as feature_map_figures
 from app.web.forms import params_from_query
 from app.web.views.base import LessonView, source
 

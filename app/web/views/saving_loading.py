@@ -15,9 +15,9 @@ from app.config import Settings
 from app.jobs import RunNotFound, UnknownTask, all_tasks, checkpoints, classifier, get_task
 from app.jobs.store import COMPLETED, Run
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE, Task
-from app.lessons import saving
+from app.lessons import saving_loading as saving
 from app.lessons.errors import LessonInputError
-from app.viz import saving as saving_figures
+from app.viz import saving_loading as saving_figures
 from app.web.deps import limits_from
 from app.web.forms import params_from_query, parse_bool
 from app.web.views.base import LessonView, source

@@ -14,8 +14,8 @@ from typing import Any
 
 from app.config import Settings
 from app.jobs import tasks
-from app.lessons import training
-from app.viz import training as training_figures
+from app.lessons import training_pipeline as training
+from app.viz import training_pipeline as training_figures
 from app.web.forms import params_from_query
 from app.web.views.base import LessonView, source
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from app.config import Settings
 from app.jobs import transfer as transfer_task
-from app.lessons import transfer
-from app.viz import transfer as transfer_figures
+from app.lessons import transfer_learning as transfer
+from app.viz import transfer_learning as transfer_figures
 from app.web.forms import params_from_query
 from app.web.views.base import LessonView, source
 from app.web.views.tracking import run_ids, tracked_run

@@ -7,8 +7,8 @@ from dataclasses import asdict
 from typing import Any
 
 from app.config import Settings
-from app.lessons import softmax
-from app.viz import softmax as softmax_figures
+from app.lessons import softmax_cross_entropy as softmax
+from app.viz import softmax_cross_entropy as softmax_figures
 from app.web import deps
 from app.web.forms import format_batch, format_floats, params_from_query, parse_batch, parse_floats
 from app.web.views.base import LessonView, source

@@ -17,7 +17,7 @@ from torch import nn
 from app.jobs.classifier import DigitsCNN, digits_split
 from app.jobs.tasks import TrainResult, save_checkpoint
 from app.jobs.transfer import DigitsNet, pretrained
-from app.lessons import feature_maps as fm
+from app.lessons import cnn_feature_maps as fm
 from app.lessons.errors import LessonInputError
 
 SOURCE = fm.ModelSource()

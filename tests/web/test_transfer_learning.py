@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from app.lessons import transfer
+from app.lessons import transfer_learning as transfer
 from tests.support import finished, launch
 
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.jobs import tasks
-from app.lessons import training
+from app.lessons import training_pipeline as training
 from app.web.views import training_pipeline as view
 
 PAGE = "/lessons/training-pipeline"

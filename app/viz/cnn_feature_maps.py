@@ -298,7 +298,7 @@ def focus_kernels_figure(kernels: Sequence[Grid], channel: int) -> Figure:
 
 
 def figures(result: dict[str, Any]) -> dict[str, Figure]:
-    """Every figure of the page, from ``app.lessons.feature_maps.explore``'s result."""
+    """Every figure of the page, from ``app.lessons.cnn_feature_maps.explore``'s result."""
     layer, channel, label = result["layer"], result["channel"], result["input"]["label"]
     means = result["class_means"]
     out = {

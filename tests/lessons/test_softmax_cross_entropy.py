@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.lessons import softmax as lesson
+from app.lessons import softmax_cross_entropy as lesson
 from app.lessons.errors import LessonInputError, LimitExceeded
 
 LIMITS = lesson.SoftmaxLimits()

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from app.jobs.tasks import initial_params, linear_data
-from app.lessons import training as lesson
+from app.lessons import training_pipeline as lesson
 from app.lessons.errors import LessonInputError
-from app.viz import training as figures
+from app.viz import training_pipeline as figures
 
 
 def data(seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.jobs import transfer as task
-from app.lessons import transfer
+from app.lessons import transfer_learning as transfer
 from app.lessons.errors import LessonInputError
 from app.lessons.tracking import TrackedRun
 

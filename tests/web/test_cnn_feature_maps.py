@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from fastapi.testclient import TestClient
 
 from app.jobs.classifier import digits_split
-from app.lessons import feature_maps as fm
+from app.lessons import cnn_feature_maps as fm
 from tests.support import finished, launch, wait_for
 
 LESSON = "/lessons/cnn-feature-maps"
@@ -38,7 +38,7 @@ def test_the_page_shows_figures_controls_code_and_the_way_back_to_the_cnn_lesson
     assert text.count('class="fm-thumb"') == sum(
         len(r["top"]) for r in client.get(TWIN).json()["result"]["responses"]
     )
-    assert "js/feature_maps" in text
+    assert "js/cnn_feature_maps" in text
 
 
 def test_the_json_twin_holds_the_maps_the_model_computes(client: TestClient) -> None:

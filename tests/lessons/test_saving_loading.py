@@ -16,7 +16,7 @@ from torch import nn
 from app.jobs.checkpoints import CheckpointLimits
 from app.jobs.classifier import DigitsCNN, digits_split
 from app.jobs.tasks import TrainResult, save_checkpoint
-from app.lessons import saving
+from app.lessons import saving_loading as saving
 from app.lessons.errors import LessonInputError
 from app.web.forms import parse_bool
 
