@@ -24,22 +24,11 @@ from app.web.errors import (
     upload_over_limit,
 )
 from app.web.live import start_runs
-from app.web.routes import (
-    api,
-    checkpoints,
-    data,
-    docs,
-    images,
-    pages,
-    programs,
-    run_pages,
-    runs,
-    static,
-)
-from app.web.routes import cnn as cnn_routes
-from app.web.routes import transforms as transform_routes
+from app.web.routes import api, docs, images, pages, programs, run_pages, runs, static
+from app.web.routes.lessons import LESSON_ROUTERS
 from app.web.server import BodyTimeout
 from app.web.templating import make_templates
+from app.workers import pictures
 
 SECURITY_HEADERS = [
     # Plotly draws with inline styles, so style-src needs 'unsafe-inline'; scripts never do.
@@ -141,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.program_prewarm:
             programs.warm_sandbox(settings)
-        cnn_routes.warm_pictures(settings)  # picture workers start in the background
+        pictures.warm(settings)  # picture workers (CNN, Transforms) start in the background
         app.state.runs = start_runs(settings)
         warmer = pages.LessonWarmer(settings, app.state.runs) if settings.warm_lessons else None
         try:
@@ -169,13 +158,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = make_templates(app.state.assets)
     install_error_handlers(app)
     app.include_router(api.router)
-    app.include_router(programs.router)
+    for router in LESSON_ROUTERS:  # each lesson's own: app.web.routes.lessons.<name>
+        app.include_router(router)
     app.include_router(images.router)
-    app.include_router(data.router)
-    app.include_router(cnn_routes.router)
-    app.include_router(transform_routes.router)
     app.include_router(runs.router)
-    app.include_router(checkpoints.router)
     app.include_router(run_pages.router)
     app.include_router(pages.router)
     app.include_router(static.router)

@@ -32,9 +32,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from app.config import Settings
-from app.lessons import transforms
 from app.lessons.cnn import CHANNEL_LUTS, PRESETS, VIRIDIS, CnnLimits
 from app.lessons.images import sample_image
+from app.lessons.transform_pipeline import TransformLimits, check_pipeline
 from app.workers import pictures
 from bench.common import Context, Row, compare, serve
 
@@ -153,7 +153,7 @@ def worker_peaks() -> list[Row]:
     data = flat_webp(width, height)
     seven = json.dumps([[1.0] * 7] * 7)
     twelve = [{"name": "to_tensor"}] + [{"name": "normalize", "mean": [0.5], "std": [0.5]}] * 11
-    steps = tuple(transforms.check_pipeline(twelve, transforms.TransformLimits()))
+    steps = tuple(check_pipeline(twelve, TransformLimits()))
     cases = {
         "POST /api/cnn/image, 7×7 filter, padding 3, 2×2 min pool": (
             "cnn_image",
@@ -165,9 +165,7 @@ def worker_peaks() -> list[Row]:
         ),
         "POST /api/transforms/apply, to_tensor + 11 × normalize": (
             "transforms",
-            pictures.TransformsParams(
-                steps, transforms.TransformLimits(), settings.transform_preview_side
-            ),
+            pictures.TransformsParams(steps, TransformLimits(), settings.transform_preview_side),
         ),
     }
     rows = []

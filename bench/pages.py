@@ -70,10 +70,10 @@ class Visit:
         return [[r.path, r.status, r.wire, r.cached] for r in self.requests]
 
 
-def pages_of(base: str) -> dict[str, bool]:
-    """Home and every lesson page, as the app lists them, and whether each is live."""
+def pages_of(base: str) -> list[str]:
+    """Home and every lesson page, as the app lists them."""
     lessons = httpx.get(f"{base}/api/lessons", timeout=30).json()
-    return {"/": True} | {lesson["path"]: lesson["live"] for lesson in lessons}
+    return ["/", *(lesson["path"] for lesson in lessons)]
 
 
 # ---- Chromium -----------------------------------------------------------------------------------
@@ -243,22 +243,11 @@ def run(ctx: Context) -> list[Row]:
     browser = ctx.browser and chromium_available()
     how = "Chromium CDP encodedDataLength" if browser else "httpx simulation, headers approx."
     with serve(ctx.tmp / "data-pages") as base:
-        live = pages_of(base)
-        paths = list(live)
+        paths = pages_of(base)
         visits = browser_visits(base, paths) if browser else simulated_visits(base, paths)
     rows: list[Row] = []
-    soon: list[tuple[str, Visit, Visit]] = []
     for path, (first, repeat) in visits.items():
-        if not live[path]:
-            soon.append((path, first, repeat))
-            continue
         rows += _rows(path, first, repeat, how)
-    if soon:
-        # The coming-soon cards share one template: one pair of rows, the heaviest of them.
-        path, first, repeat = max(soon, key=lambda item: item[1].wire)
-        rows += _rows(f"{path} (heaviest of {len(soon)} coming-soon)", first, repeat, how)
-        for path, first, repeat in soon:
-            rows[-1].extra.setdefault("pages", {})[path] = [first.wire, repeat.wire]
     return rows
 
 

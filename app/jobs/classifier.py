@@ -10,20 +10,38 @@ precision/recall curves) and a few sample predictions with their pictures.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from app.jobs.tasks import Emit, Progress, ShouldStop, Task, TrainResult, register
+from app.jobs.tasks import (
+    ConfigError,
+    Emit,
+    Progress,
+    ShouldStop,
+    Task,
+    TrainResult,
+    register,
+)
 
 N_CLASSES = 10
 SIDE = 8  # the digits are 8x8 pictures
 HELD_OUT = 0.2  # the share of the digits the model never trains on
 N_SAMPLES_SHOWN = 16  # sample predictions kept for the Images panel
+
+
+def resume_optimizer_field() -> Any:
+    """The ``resume_optimizer`` config field, the same in every image task."""
+    return Field(
+        default=True,
+        description="with resume_from: also restore the optimizer's state (momentum buffers); "
+        "false starts it afresh",
+    )
 
 
 class DigitsConfig(BaseModel):
@@ -34,11 +52,7 @@ class DigitsConfig(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=512)
     channels: int = Field(default=8, ge=1, le=32, description="filters in the conv layer")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    resume_optimizer: bool = Field(
-        default=True,
-        description="with resume_from: also restore the optimizer's state (momentum buffers); "
-        "false starts it afresh",
-    )
+    resume_optimizer: bool = resume_optimizer_field()
 
 
 class DigitsCNN(nn.Module):
@@ -196,32 +210,114 @@ def held_out_summary(
     }
 
 
-def train_digits(
-    config: Any,
+class ImageTaskConfig(Protocol):
+    """The config fields every image task's run shares."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def resume_optimizer(self) -> bool: ...
+
+
+BuildFn = Callable[[], tuple[nn.Module, torch.optim.Optimizer]]
+# Extra summary entries from the trained model and its optimizer (the transfer task's table).
+SummaryFn = Callable[[nn.Module, torch.optim.Optimizer], dict[str, Any]]
+
+
+def _groups(sizes: list[int]) -> str:
+    """``[4, 2]`` as "2 parameter groups (4 and 2 tensors)"."""
+    counts = " and ".join(str(n) for n in sizes)
+    noun = "group" if len(sizes) == 1 else "groups"
+    tensors = "tensor" if sizes == [1] else "tensors"
+    return f"{len(sizes)} parameter {noun} ({counts} {tensors})"
+
+
+def check_optimizer_fits(
+    fresh: torch.optim.Optimizer,
+    saved: Any,
+    *,
+    saved_as: str | None = None,
+    resumed_as: str | None = None,
+) -> None:
+    """Raise ``ConfigError`` when ``saved`` (an optimizer's state_dict) cannot load into
+    ``fresh``: its param groups differ in number or size, as they do between the transfer
+    task's modes. ``saved_as`` and ``resumed_as`` name what each optimizer belongs to."""
+    groups = saved.get("param_groups") if isinstance(saved, Mapping) else None
+    if not isinstance(groups, list) or not all(isinstance(g, Mapping) for g in groups):
+        raise ConfigError(
+            "the checkpoint holds no optimizer state to restore: send resume_optimizer=false "
+            "to start the optimizer afresh (the model's weights still resume).",
+            "resume_optimizer",
+        )
+    have = [len(group["params"]) for group in groups]
+    want = [len(group["params"]) for group in fresh.param_groups]
+    if have == want:
+        return
+    theirs = f" ({saved_as})" if saved_as else ""
+    ours = f" ({resumed_as})" if resumed_as else ""
+    other = f", or resume in {saved_as}" if saved_as and saved_as != resumed_as else ""
+    raise ConfigError(
+        f"the checkpoint's optimizer{theirs} has {_groups(have)}, but this run's{ours} has "
+        f"{_groups(want)}, so its state (the momentum buffers) cannot be restored. Send "
+        "resume_optimizer=false to start the optimizer afresh (the model's weights still "
+        f"resume){other}.",
+        "resume_optimizer",
+    )
+
+
+def restore(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    resume: Mapping[str, Any] | None,
+    *,
+    resume_optimizer: bool,
+) -> int:
+    """Continue from the checkpoint ``resume`` in a freshly built model and optimizer; returns
+    the epoch to start from (0 without one).
+
+    The model's state always loads. With ``resume_optimizer`` a copy of the optimizer's state
+    (its momentum buffers) loads too, and then each group's learning rate is set back to what
+    the fresh optimizer, built from the new config, gave that group: a resumed run trains at the
+    rate it was asked for (finetune's body still at lr x body_lr_factor), not the saved one.
+    """
+    if resume is None:
+        return 0
+    model.load_state_dict(resume["model"])
+    if resume_optimizer:
+        check_optimizer_fits(optimizer, resume.get("optimizer"))
+        rates = [group["lr"] for group in optimizer.param_groups]  # the new config's, per group
+        # A copy: the optimizer updates its state in place; the caller's checkpoint stays.
+        optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
+        for group, lr in zip(optimizer.param_groups, rates, strict=True):
+            group["lr"] = lr
+    return int(resume["epoch"])
+
+
+def train_image_task(
+    cfg: ImageTaskConfig,
+    build: BuildFn,
+    data: tuple[TensorDataset, TensorDataset],
+    classes: list[str],
     emit: Emit,
     should_stop: ShouldStop,
     *,
-    progress: Progress = lambda _p: None,
-    resume: dict[str, Any] | None = None,
+    progress: Progress,
+    resume: Mapping[str, Any] | None,
+    more_summary: SummaryFn | None = None,
 ) -> TrainResult:
-    cfg = config if isinstance(config, DigitsConfig) else DigitsConfig.model_validate(config)
+    """The image tasks' run: seed, build the model and optimizer, restore the checkpoint (if
+    any), ``fit`` on ``data`` = (train, held out), then the summary and a copy of the state."""
+    train_set, test_set = data
     torch.manual_seed(cfg.seed)
-    train_set, test_set = digits_split(cfg.seed)
+    model, optimizer = build()
+    start_epoch = restore(model, optimizer, resume, resume_optimizer=cfg.resume_optimizer)
     loader = DataLoader(
         train_set, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator()
     )  # fit() seeds the generator afresh for each epoch
-    model = DigitsCNN(cfg.channels)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
-    start_epoch = 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        if cfg.resume_optimizer:
-            # A copy: the optimizer updates its state in place; the caller's checkpoint stays.
-            optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.learning_rate
-        start_epoch = int(resume["epoch"])
-
     epoch = fit(
         model,
         optimizer,
@@ -234,9 +330,37 @@ def train_digits(
         should_stop=should_stop,
         progress=progress,
     )
-    summary = held_out_summary(model, test_set, [str(c) for c in range(N_CLASSES)])
+    summary = held_out_summary(model, test_set, classes)
+    if more_summary is not None:
+        summary.update(more_summary(model, optimizer))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return TrainResult(state, optimizer.state_dict(), epoch, summary=summary)
+
+
+def train_digits(
+    config: Any,
+    emit: Emit,
+    should_stop: ShouldStop,
+    *,
+    progress: Progress = lambda _p: None,
+    resume: dict[str, Any] | None = None,
+) -> TrainResult:
+    cfg = config if isinstance(config, DigitsConfig) else DigitsConfig.model_validate(config)
+
+    def build() -> tuple[nn.Module, torch.optim.Optimizer]:
+        model = DigitsCNN(cfg.channels)
+        return model, torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
+
+    return train_image_task(
+        cfg,
+        build,
+        digits_split(cfg.seed),
+        [str(c) for c in range(N_CLASSES)],
+        emit,
+        should_stop,
+        progress=progress,
+        resume=resume,
+    )
 
 
 def digits_model(cfg: Any) -> nn.Module:

@@ -1,14 +1,15 @@
 """Imported once by the runner's fork server, so every run starts warm: a fork (milliseconds)
 instead of a second or more of imports.
 
-Importing the tasks is not enough: torch imports much of itself lazily on first use (the first
-optimizer step pulls in torch._dynamo and sympy: about a second on its own). So the fork server
-also trains each task for a moment, and every run forked from it inherits all of that loaded.
+It imports the worker side (``run_worker``) and the tasks. That is not enough: torch imports
+much of itself lazily on first use (the first optimizer step pulls in torch._dynamo and sympy:
+about a second on its own). So the fork server also trains each task for a moment, and every run
+forked from it inherits all of that loaded.
 """
 
 from torch.utils.tensorboard import SummaryWriter
 
-from app.jobs import classifier, tasks, tracking, transfer
+from app.jobs import classifier, run_worker, tasks, tracking, transfer
 
 
 def _warm_up() -> None:
@@ -28,4 +29,4 @@ def _warm_up() -> None:
 
 _warm_up()
 
-__all__ = ["SummaryWriter", "classifier", "tasks", "tracking", "transfer"]
+__all__ = ["SummaryWriter", "classifier", "run_worker", "tasks", "tracking", "transfer"]

@@ -1,10 +1,12 @@
 """Runners: where runs execute. ``Runner`` is the interface routes use; ``LocalRunner`` runs each
-training run in its own worker process on this machine.
+training run in its own worker process on this machine. This module is the supervisor side
+(the queue, starting and stopping processes, time limits, the store writes); what runs inside
+the worker process is ``app.jobs.run_worker``.
 
 Metrics path (design choice): the worker sends ``("metrics", [(step, name, value, wall time),
-...])`` batches over a one-way pipe (at most every 20 ms, see ``_Outbox``), and one supervisor
-thread in the parent writes them to the store (a commit per batch that arrived together) and to
-the run's TensorBoard scalars. Why the parent and not the worker:
+...])`` batches over a one-way pipe (at most every 20 ms, see ``run_worker._Outbox``), and one
+supervisor thread in the parent writes them to the store (a commit per batch that arrived
+together) and to the run's TensorBoard scalars. Why the parent and not the worker:
 
 * one writer: N workers never contend for SQLite's write lock with each other or the web process;
 * workers need no database URL, engine or credentials, and a worker killed mid-write (time limit,
@@ -23,12 +25,9 @@ import errno
 import fcntl
 import multiprocessing as mp
 import os
-import select
-import shutil
 import signal
 import threading
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -37,24 +36,23 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.jobs import store as st
 from app.jobs import tracking
+from app.jobs.run_worker import describe_error, worker_main
 from app.jobs.store import RunStore
 from app.jobs.tasks import (
     CHECKPOINT_FILE,
-    STATE_DICT_FILE,
+    CheckResume,
     ConfigError,
     Task,
     get_task,
     load_checkpoint,
-    save_checkpoint,
 )
 
 STOP_GRACE_S = 5.0
 LOCK_FILE = "runner.lock"  # in the data dir: one runner (one server) per data dir
-# The worker writes its checkpoint files here first and moves each into place only once it is
-# whole, so a run that fails while saving (a full disk, a kill) never leaves a torn checkpoint.
-STAGING_DIR = ".saving"
 
 
 class DataDirInUse(RuntimeError):
@@ -105,17 +103,6 @@ def exit_reason(exitcode: int | None) -> str:
     return f"worker process exited with code {exitcode}"
 
 
-def describe_error(exc: BaseException, artifacts_dir: str) -> str:
-    """The run's error message; a full disk says so in words, naming where it wrote."""
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (
-            f"no disk space left for the run's artifacts in {artifacts_dir} ({text}): free some "
-            "space and start the run again"
-        )
-    return text
-
-
 def store_error(exc: BaseException) -> str:
     """Why the server could not record a run's news (its database write failed), in words."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -127,72 +114,6 @@ def store_error(exc: BaseException) -> str:
             "metrics recorded before this are kept. Free some space and start the run again"
         )
     return f"the server could not record this run: {text}"
-
-
-def _die_with_parent(conn: Connection) -> None:
-    """Make sure a worker never outlives the server that started it.
-
-    Two guards: ``PR_SET_PDEATHSIG`` (Linux) kills this process when its parent (the fork server,
-    which exits when the server does) goes; and a thread that waits on the metrics pipe and exits
-    the process as soon as the server's end of it is gone (a killed server closes it), even while
-    the training loop is busy and sends nothing.
-    """
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if not hasattr(select, "poll"):
-        return
-    fd = conn.fileno()
-
-    def watch() -> None:
-        poller = select.poll()
-        poller.register(fd, select.POLLERR | select.POLLHUP)
-        while True:
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            except OSError:
-                return
-            if any(
-                mask & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, mask in events
-            ):
-                if any(mask & select.POLLNVAL for _, mask in events):
-                    return  # our own end was closed: the worker is finishing
-                os._exit(70)  # the server is gone: nobody will read what this run makes
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _probe_writes(staging: Path) -> None:
-    """Write a block to each file torch was writing; raises the ``OSError`` (``ENOSPC``, ...)
-    that torch's message left out, or returns when plain writes work there."""
-    for name in (CHECKPOINT_FILE, STATE_DICT_FILE):
-        with (staging / name).open("wb") as probe:
-            probe.write(bytes(4096))
-            probe.flush()
-            os.fsync(probe.fileno())
-
-
-def _save_artifacts(artifacts_dir: Path, task: Task, cfg: Any, result: Any) -> None:
-    """The checkpoint and state_dict, each moved into place only once fully written."""
-    staging = artifacts_dir / STAGING_DIR
-    try:
-        try:
-            save_checkpoint(staging, task.name, cfg.model_dump(), result)
-        except RuntimeError as exc:
-            # torch's C++ writer reports a failed write as "basic_ios::clear: iostream error",
-            # without the errno: the same files written with plain I/O say what it was.
-            _probe_writes(staging)
-            raise exc from None
-        for path in sorted(staging.iterdir()):
-            if path.is_file() and not path.is_symlink():
-                os.replace(path, artifacts_dir / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 class QueueFull(RuntimeError):
@@ -227,6 +148,25 @@ class Runner(ABC):
         """Stop everything; unfinished runs become ``interrupted``."""
 
 
+def _check_resume(check: CheckResume, config: BaseModel, resume_from: str, ckpt: Path) -> None:
+    """The task's own check that a run can continue this checkpoint: a ``ConfigError`` (422)
+    naming the run when it cannot, before anything is queued."""
+    try:
+        checkpoint = load_checkpoint(ckpt)
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged file: say so, never a 500
+        raise ConfigError(
+            f"resume_from: run {resume_from!r}'s checkpoint cannot be read "
+            f"({type(error).__name__}: {str(error).strip()[:200]})",
+            "resume_from",
+        ) from None
+    try:
+        check(config, checkpoint)
+    except ConfigError as error:
+        raise ConfigError(f"resume_from {resume_from!r}: {error}", error.field) from None
+
+
 def _mp_context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
@@ -234,88 +174,6 @@ def _mp_context() -> Any:
         ctx.set_forkserver_preload(["app.jobs.preload"])
         return ctx
     return mp.get_context("spawn")
-
-
-class _Outbox:
-    """Metrics on their way to the parent, sent in small batches.
-
-    The first metric after a quiet spell goes at once; a burst (a step logs several, a fast
-    loop logs hundreds a second) is sent at most every ``FLUSH_S``, so the parent commits and the
-    live streams wake a few dozen times a second instead of once per number. A worker that dies
-    outright loses at most the last ``FLUSH_S`` of metrics.
-    """
-
-    FLUSH_S = 0.02
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.items: list[tuple[int, str, float, float]] = []  # step, name, value, wall time
-        self.sent_at = 0.0
-
-    def add(self, step: int, name: str, value: float) -> None:
-        self.items.append((step, name, value, time.time()))
-        if time.monotonic() - self.sent_at >= self.FLUSH_S:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.items:
-            self.conn.send(("metrics", self.items))
-            self.items = []
-        self.sent_at = time.monotonic()
-
-
-RUN_NICENESS = 10  # added to a run worker's nice value (lower CPU priority)
-
-
-def _worker_main(
-    task: Task,
-    config: dict[str, Any],
-    artifacts_dir: str,
-    resume_path: str | None,
-    conn: Connection,
-    stop_event: Any,
-    threads: int = 1,
-) -> None:
-    """Entry point of a worker process; torch uses ``threads`` threads in it."""
-    import torch
-
-    _die_with_parent(conn)
-    # Training is batch work: below the web process and the sandbox, so a class's page loads
-    # and slider moves are answered first while runs use whatever CPU is left.
-    with contextlib.suppress(OSError):
-        os.nice(RUN_NICENESS)
-    torch.set_num_threads(threads)
-    outbox = _Outbox(conn)
-    try:
-        cfg = task.validate(config)
-        resume = load_checkpoint(Path(resume_path)) if resume_path else None
-        last_progress = [-1.0]
-
-        def emit(step: int, name: str, value: float) -> None:
-            outbox.add(int(step), str(name), float(value))
-
-        def progress(fraction: float) -> None:
-            if fraction - last_progress[0] >= 0.01 or fraction >= 1.0:
-                last_progress[0] = fraction
-                outbox.flush()
-                conn.send(("progress", float(fraction)))
-
-        result = task.train(cfg, emit, stop_event.is_set, progress=progress, resume=resume)
-        outbox.flush()
-        _save_artifacts(Path(artifacts_dir), task, cfg, result)
-        writer = tracking.open_writer(Path(artifacts_dir))
-        tracking.write_summary(writer, Path(artifacts_dir), result.summary, result.epoch)
-        writer.close()
-        conn.send(("done", result.epoch))
-    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        text = describe_error(exc, artifacts_dir)
-        with contextlib.suppress(OSError, ValueError):  # a broken pipe: the server is gone
-            outbox.flush()  # every metric logged before the error is kept
-            conn.send(("error", text, traceback.format_exc()))
-        with contextlib.suppress(OSError):
-            conn.close()
-        os._exit(1)
-    conn.close()
 
 
 @dataclass
@@ -408,14 +266,17 @@ class LocalRunner(Runner):
                 previous = self.store.get(resume_from)
             except st.RunNotFound:
                 raise ConfigError(f"resume_from: no run {resume_from!r}", "resume_from") from None
-            ckpt = self.artifacts_dir(resume_from) / "checkpoint.pth"
+            ckpt = self.artifacts_dir(resume_from) / CHECKPOINT_FILE
             if previous.task != task or not ckpt.exists():
                 raise ConfigError(
                     f"resume_from: run {resume_from!r} has no {task} checkpoint", "resume_from"
                 )
             resume_path = str(ckpt)
             kept = {k: v for k, v in previous.config.items() if k in spec.config_model.model_fields}
-            cfg = spec.validate({**kept, **(config or {})}).model_dump()
+            validated = spec.validate({**kept, **(config or {})})
+            if spec.check_resume is not None:
+                _check_resume(spec.check_resume, validated, resume_from, ckpt)
+            cfg = validated.model_dump()
         with self._lock:
             if self._closed:
                 raise RuntimeError("runner is shut down")
@@ -554,7 +415,7 @@ class LocalRunner(Runner):
         recv, send = self._ctx.Pipe(duplex=False)
         stop_event = self._ctx.Event()
         process = self._ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(
                 item.task,
                 item.config,

@@ -63,6 +63,10 @@ class TrainFn(Protocol):
 # model on the task's held-out data: {"loss", "accuracy" (classifiers), "n", ...}.
 BuildModel = Callable[[Any], nn.Module]
 Evaluate = Callable[[nn.Module, Any], dict[str, Any]]
+# Run when a run that resumes is submitted, with its validated config and the checkpoint it
+# resumes from: raises ``ConfigError`` (a 422) for a checkpoint the run could not continue, so
+# the request is refused rather than the run failing in its worker.
+CheckResume = Callable[[BaseModel, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Task:
     train: TrainFn
     build_model: BuildModel | None = None  # None: its checkpoints cannot be evaluated
     evaluate: Evaluate | None = None
+    check_resume: CheckResume | None = None  # None: every checkpoint of the task resumes
 
     def validate(self, config: dict[str, Any] | None) -> BaseModel:
         try:
@@ -85,8 +90,9 @@ class Task:
             field = ".".join(str(part) for part in err["loc"]) or "config"
             raise ConfigError(f"{self.name} config field {field!r}: {err['msg']}", field) from exc
 
-    def describe(self) -> dict[str, Any]:
-        """Config fields with defaults and bounds, for ``GET /api/tasks``."""
+    def info(self) -> dict[str, Any]:
+        """The task as ``GET /api/tasks`` lists it: its name, description and config fields
+        with their defaults and bounds."""
         fields: list[dict[str, Any]] = []
         schema = self.config_model.model_json_schema()
         for name, prop in schema.get("properties", {}).items():

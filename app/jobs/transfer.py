@@ -19,7 +19,6 @@ order, and is scored after every epoch on the same held-out digits 5-9.
 
 from __future__ import annotations
 
-import copy
 import sys
 import threading
 from functools import lru_cache
@@ -30,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from app.jobs.classifier import digits_split, evaluate, fit, held_out_summary, score
+from app.jobs.classifier import (
+    check_optimizer_fits,
+    digits_split,
+    evaluate,
+    resume_optimizer_field,
+    score,
+    train_image_task,
+)
 from app.jobs.tasks import Emit, Progress, ShouldStop, Task, TrainResult, register
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
@@ -166,6 +172,7 @@ class TransferConfig(BaseModel):
     )
     batch_size: int = Field(default=10, ge=1, le=512)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    resume_optimizer: bool = resume_optimizer_field()
 
 
 def build_model(cfg: TransferConfig) -> tuple[DigitsNet, torch.optim.Optimizer]:
@@ -239,42 +246,51 @@ def train_transfer(
 ) -> TrainResult:
     cfg = config if isinstance(config, TransferConfig) else TransferConfig.model_validate(config)
     train_set, test_set = target_data(cfg.examples_per_class, cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model, optimizer = build_model(cfg)
-    start_epoch = 0
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        # A copy: the optimizer updates its state in place; the caller's checkpoint stays as it was.
-        optimizer.load_state_dict(copy.deepcopy(resume["optimizer"]))
-        start_epoch = int(resume["epoch"])
-    loader = DataLoader(
-        train_set, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator()
-    )  # fit() seeds the generator afresh for each epoch
-    epoch = fit(
-        model,
-        optimizer,
-        loader,
-        test_set,
-        seed=cfg.seed,
-        start_epoch=start_epoch,
-        epochs=cfg.epochs,
-        emit=emit,
-        should_stop=should_stop,
+
+    def transfer_summary(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        _, source_accuracy = pretrained()
+        return {
+            "parameters": parameter_table(model, optimizer),
+            "transfer": {
+                "mode": cfg.mode,
+                "source_classes": list(SOURCE_CLASSES),
+                "target_classes": list(TARGET_CLASSES),
+                "source_accuracy": source_accuracy,
+                "train_examples": len(train_set),
+                "held_out": len(test_set),
+            },
+        }
+
+    return train_image_task(
+        cfg,
+        lambda: build_model(cfg),
+        (train_set, test_set),
+        [str(c) for c in TARGET_CLASSES],
+        emit,
+        should_stop,
         progress=progress,
+        resume=resume,
+        more_summary=transfer_summary,
     )
-    _, source_accuracy = pretrained()
-    summary = held_out_summary(model, test_set, [str(c) for c in TARGET_CLASSES])
-    summary["parameters"] = parameter_table(model, optimizer)
-    summary["transfer"] = {
-        "mode": cfg.mode,
-        "source_classes": list(SOURCE_CLASSES),
-        "target_classes": list(TARGET_CLASSES),
-        "source_accuracy": source_accuracy,
-        "train_examples": len(train_set),
-        "held_out": len(test_set),
-    }
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return TrainResult(state, optimizer.state_dict(), epoch, summary=summary)
+
+
+def check_resume(config: BaseModel, checkpoint: dict[str, Any]) -> None:
+    """Refuse, before the run is queued, to restore an optimizer saved in another mode: the
+    modes' optimizers hold different parameter groups (feature-extract one over the head,
+    finetune two, scratch one over every layer), so its state cannot load into this one."""
+    cfg = TransferConfig.model_validate(config.model_dump())
+    if not cfg.resume_optimizer:
+        return  # a fresh optimizer: only the model's state loads, and every mode's model fits
+    with torch.random.fork_rng(devices=[]):  # building draws the head's random weights
+        _, fresh = build_model(cfg)
+    saved_config = checkpoint.get("config")
+    saved_mode = saved_config.get("mode") if isinstance(saved_config, dict) else None
+    check_optimizer_fits(
+        fresh,
+        checkpoint.get("optimizer"),
+        saved_as=f"{saved_mode} mode" if isinstance(saved_mode, str) else None,
+        resumed_as=f"{cfg.mode} mode",
+    )
 
 
 def transfer_model(_cfg: Any) -> nn.Module:
@@ -297,6 +313,7 @@ TRANSFER = register(
         train=train_transfer,
         build_model=transfer_model,
         evaluate=evaluate_transfer,
+        check_resume=check_resume,
     )
 )
 

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from app.lessons.errors import LessonInputError, check_limit
-from app.lessons.images import png_data_url, sample_image
+from app.lessons.images import display_levels, png_data_url, sample_image
 
 Matrix = tuple[tuple[float, ...], ...]
 POOL_KINDS = ("max", "min", "avg")
@@ -224,19 +224,17 @@ def map_pngs(
     maps: torch.Tensor,
     side: int,
     luts: list[bytes],
-    lo: float | None = None,
-    hi: float | None = None,
+    scale: tuple[float, float] | None = None,
 ) -> list[str]:
-    """(C, H, W) maps as PNG data URLs: each min-max scaled (or lo..hi), shrunk to ``side``."""
-    low = maps.amin(dim=(1, 2), keepdim=True) if lo is None else torch.full((1, 1, 1), lo)
-    high = maps.amax(dim=(1, 2), keepdim=True) if hi is None else torch.full((1, 1, 1), hi)
+    """(C, H, W) maps as PNG data URLs: each min-max scaled (or on ``scale``), fit to ``side``."""
     factor = math.ceil(max(maps.shape[1:]) / side)
-    if factor > 1:  # the mean of each factor×factor block: a preview, not the data
-        maps = F.avg_pool2d(maps.unsqueeze(0), factor, ceil_mode=True)[0]  # (C, h, w)
-    span = high - low
-    # 0..1 with each map's smallest value at 0; a flat map is one mid colour
-    scaled = torch.where(span > 0, (maps - low) / span.clamp_min(1e-30), 0.5)
-    index = (scaled * 255).round().clamp(0, 255).to(torch.uint8).contiguous()  # (C, h, w)
+
+    def shrink(x: torch.Tensor) -> torch.Tensor:
+        # the mean of each factor×factor block: a preview, not the data
+        return F.avg_pool2d(x.unsqueeze(0), factor, ceil_mode=True)[0]  # (C, h, w)
+
+    # each map's smallest value at level 0 and its largest at 255; a flat map is one mid colour
+    index = display_levels(maps, scale, shrink if factor > 1 else None).contiguous()  # (C, h, w)
     urls = []
     for plane, lut in zip(index, luts, strict=True):
         image = Image.frombytes("L", (plane.shape[1], plane.shape[0]), plane.numpy().tobytes())
@@ -335,7 +333,7 @@ def picture_features(
             f"use at most {min(conv_h, conv_w)}."
         )
     luts = [CHANNEL_LUTS[name] for name in CHANNEL_NAMES]
-    inputs = map_pngs(picture.float(), preview_side, luts, 0.0, 255.0)  # true 0..255 scale
+    inputs = map_pngs(picture.float(), preview_side, luts, (0.0, 255.0))  # true 0..255 scale
     maps = image_features(picture, weight, stride, padding, pool, pool_size)
     pngs = {
         "input": inputs,

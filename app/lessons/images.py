@@ -1,4 +1,5 @@
-"""Pictures from strangers, opened safely, and sample pictures the project draws itself.
+"""Pictures from strangers, opened safely, sample pictures the project draws itself, and the one
+way a tensor's values become a picture's levels.
 
 Every image endpoint goes through ``open_image``: the format is sniffed from the bytes (never the
 name or the declared type), the pixel count is checked against the limit before any pixel is
@@ -13,9 +14,11 @@ import io
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import torch
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from app.lessons.errors import LessonError, LessonInputError
@@ -209,3 +212,33 @@ def png_data_url(image: Image.Image) -> str:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+# ---- tensors shown as pictures ---------------------------------------------------------------
+
+
+def display_levels(
+    values: torch.Tensor,
+    scale: tuple[float, float] | None = None,
+    shrink: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """(C, H, W) values as (C, h, w) uint8 levels 0..255: how every preview draws a tensor.
+
+    With ``scale`` = (lo, hi), a known range (0..1 for ToTensor's output, 0..255 for pixels), lo
+    is level 0 and hi 255 on every channel. Without it each channel is min-max scaled on its own:
+    its smallest value 0, its largest 255, and a flat channel (one value) mid-level 128. The range
+    is that of ``values`` before ``shrink`` makes the preview smaller, so a level means the same
+    value in the preview as in the whole tensor.
+    """
+    if scale is None:
+        row_low, row_high = torch.aminmax(values, dim=2)  # (C, H): one pass over the values
+        low = row_low.amin(dim=1).view(-1, 1, 1)  # (C, 1, 1): each channel's own range
+        high = row_high.amax(dim=1).view(-1, 1, 1)
+    else:
+        low = torch.full((1, 1, 1), scale[0], dtype=values.dtype)
+        high = torch.full((1, 1, 1), scale[1], dtype=values.dtype)
+    if shrink is not None:
+        values = shrink(values)
+    span = high - low
+    scaled = torch.where(span > 0, (values - low) / span.clamp_min(1e-30), 0.5)  # 0..1
+    return (scaled * 255).round().clamp(0, 255).to(torch.uint8)

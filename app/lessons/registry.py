@@ -13,7 +13,6 @@ class Lesson:
     title: str
     section: str  # the notes' heading this lesson teaches
     summary: str
-    live: bool = False  # has a page: GET /api/lessons says so, the lesson list marks the rest
     apis: tuple[str, ...] = field(default=())  # the JSON twins the page stands on
     parent: str | None = None  # a deeper page of this lesson (not one of the eleven)
 
@@ -30,7 +29,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Tensor Basics",
         "Create tensors, reshape them with view(4, -1), slice them, and watch .numpy() "
         "share memory.",
-        live=True,
         apis=("POST /api/tensors/run",),
     ),
     Lesson(
@@ -39,7 +37,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Gradient Calculation",
         "See the dynamic computation graph: y = x + 2 gives AddBackward0, and backward() "
         "walks it with the chain rule.",
-        live=True,
         apis=("POST /api/autograd/graph", "POST /api/tensors/run"),
     ),
     Lesson(
@@ -47,7 +44,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Training pipeline",
         "Training Pipeline",
         "Linear regression three ways: manual gradients, autograd with optim.SGD, and nn.Linear.",
-        live=True,
         apis=("GET /api/lessons/{slug}/view", "POST /api/runs"),
     ),
     Lesson(
@@ -55,7 +51,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Datasets and DataLoaders",
         "Datasets and Dataloaders",
         "A Dataset with __getitem__ and __len__, and the batches a DataLoader draws each epoch.",
-        live=True,
         apis=("POST /api/data/batches", "GET /api/lessons/{slug}/view"),
     ),
     Lesson(
@@ -63,7 +58,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Transforms",
         "Transforms",
         "Resize, rotate, grayscale and normalise your own picture, one Compose stage at a time.",
-        live=True,
         apis=("POST /api/transforms/apply",),
     ),
     Lesson(
@@ -71,7 +65,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Softmax and cross entropy",
         "Softmax and Cross Entropy",
         "Turn logits into probabilities, and see why the loss is -log(p) of the true class.",
-        live=True,
         apis=("POST /api/softmax",),
     ),
     Lesson(
@@ -80,7 +73,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Activation Functions",
         "Sigmoid, tanh, ReLU and leaky ReLU with their derivatives, vanishing gradients, "
         "and dead ReLUs.",
-        live=True,
         apis=(
             "GET /api/activations/{name}",
             "POST /api/activations/vanishing",
@@ -92,7 +84,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Convolutional neural networks",
         "Convoluted Neural Networks",
         "Slide a 2x2 filter over a 3x3 input, filter your own picture, and max-pool 4x4 to 2x2.",
-        live=True,
         apis=("POST /api/cnn/convolve", "POST /api/cnn/pool", "POST /api/cnn/image"),
     ),
     Lesson(
@@ -101,7 +92,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Transfer Learning",
         "Reuse a trained feature extractor for a new task: freeze it, fine-tune it, or start "
         "from scratch.",
-        live=True,
         apis=(
             "GET /api/lessons/{slug}/view",
             "POST /api/runs",
@@ -114,7 +104,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Tensorboard",
         "Loss and accuracy curves, model architecture, images and precision/recall, as "
         "TensorBoard shows them.",
-        live=True,
         apis=(
             "GET /api/lessons/{slug}/view",
             "GET /api/runs/{run_id}",
@@ -127,7 +116,6 @@ LESSONS: tuple[Lesson, ...] = (
         "Saving and loading",
         "Saving and Loading Models",
         "torch.save a state_dict, load it back, and checkpoint {'Model', 'Optim', 'epoch'}.",
-        live=True,
         apis=(
             "POST /api/checkpoints/inspect",
             "POST /api/checkpoints/evaluate",
@@ -144,7 +132,6 @@ SUBPAGES: tuple[Lesson, ...] = (
         "CNN feature maps",
         "Convoluted Neural Networks",
         "Inside a trained CNN: what each conv layer's channels respond to, layer by layer.",
-        live=True,
         apis=("GET /api/lessons/{slug}/view",),
         parent="cnn",
     ),

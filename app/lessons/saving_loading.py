@@ -23,13 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.jobs.checkpoints import (
-    CheckpointError,
-    CheckpointLimits,
-    evaluate_checkpoint,
-    inspect_checkpoint,
-)
+from app.jobs.checkpoints import evaluate_checkpoint, inspect_checkpoint
 from app.jobs.classifier import DIGITS, DigitsCNN, DigitsConfig, digits_split, score, train_digits
+from app.jobs.safe_load import CheckpointError, CheckpointLimits
 from app.jobs.tasks import ConfigError, Task, TrainResult
 from app.lessons.errors import LessonInputError
 
@@ -364,7 +360,7 @@ def check_resume(params: SavingParams, task: Task | None) -> int:
     """The Resume button's epochs within the run task's own bound (digits-cnn's when no run is
     chosen); returns the bound."""
     spec = task or DIGITS
-    fields = {entry["name"]: entry for entry in spec.describe()["fields"]}
+    fields = {entry["name"]: entry for entry in spec.info()["fields"]}
     limit = int(fields["epochs"]["maximum"])
     if not 1 <= params.epochs <= limit:
         raise LessonInputError(
@@ -384,6 +380,7 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections import OrderedDict
 
 import torch
 from sklearn.datasets import load_digits
@@ -407,10 +404,15 @@ loader = DataLoader(
 )
 
 
-def make_model():
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10)
+def make_model():  # the digits task's DigitsCNN: the same layers, under the same names
+    layers = OrderedDict(
+        conv=nn.Conv2d(1, 8, 3, padding=1),  # (N, 8, 8, 8)
+        relu=nn.ReLU(),
+        pool=nn.MaxPool2d(2),  # (N, 8, 4, 4)
+        flatten=nn.Flatten(),  # (N, 128)
+        fc=nn.Linear(128, 10),  # (N, 10) logits
     )
+    return nn.Sequential(layers)
 
 
 def train_epochs(model, optimizer, first_epoch, count):

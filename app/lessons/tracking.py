@@ -23,26 +23,37 @@ from app.lessons.images import png_data_url
 SAMPLE_SCALE = 8  # an 8x8 digit is drawn 64x64, each pixel a block
 
 
+@dataclass
+class Smoother:
+    """TensorBoard's moving average one value at a time, so a live stream can carry on a curve
+    that ``smooth`` drew (the same arithmetic, so the same floats)."""
+
+    weight: float
+    last: float = 0.0
+    kept: int = 0  # the finite values averaged so far
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), not {self.weight}")
+
+    def __call__(self, value: float) -> float:
+        """The smoothed value after ``value``; a non-finite one passes through, uncounted."""
+        if not math.isfinite(value):
+            return value
+        self.last = self.last * self.weight + (1 - self.weight) * value
+        self.kept += 1
+        debias = 1.0 - self.weight**self.kept if self.weight > 0 else 1.0
+        return self.last / debias
+
+
 def smooth(values: Sequence[float], weight: float) -> list[float]:
     """TensorBoard's scalar smoothing: an exponential moving average, debiased at the start.
 
     ``weight`` 0 leaves the curve as it is; 0.99 makes it nearly flat. Non-finite values are
     passed through and do not poison the average (as TensorBoard does).
     """
-    if not 0.0 <= weight < 1.0:
-        raise ValueError(f"smoothing must be in [0, 1), not {weight}")
-    out: list[float] = []
-    last = 0.0
-    kept = 0
-    for value in values:
-        if not math.isfinite(value):
-            out.append(value)
-            continue
-        last = last * weight + (1 - weight) * value
-        kept += 1
-        debias = 1.0 - weight**kept if weight > 0 else 1.0
-        out.append(last / debias)
-    return out
+    step = Smoother(weight)
+    return [step(value) for value in values]
 
 
 @dataclass(frozen=True)
@@ -220,6 +231,11 @@ def explore(params: TrackingParams, runs: Sequence[TrackedRun]) -> dict[str, Any
             curve = pr_curve(ev["labels"], ev["probabilities"], cls)
             at = operating_point(curve, params.threshold)
             curves.append({"run": run.label, "curve": curve, "at": at})
+    # Runs that have logged nothing yet still get their (empty) lines, to grow live.
+    series = {
+        name: [(run.label, run.metrics.get(name, [])) for run in runs]
+        for name in {*names, params.metric}
+    }
     return {
         "runs": [
             {
@@ -233,11 +249,12 @@ def explore(params: TrackingParams, runs: Sequence[TrackedRun]) -> dict[str, Any
             }
             for run in runs
         ],
-        # Runs that have logged nothing yet still get their (empty) lines, to grow live.
-        "series": {
-            name: [(run.label, run.metrics.get(name, [])) for run in runs]
-            for name in {*names, params.metric}
-        },
+        "series": series,
+        # The chart's metric through smooth(), one list per run as in series: what it draws.
+        "smoothed": [
+            smooth([float(p[1]) for p in points], params.smoothing)
+            for _, points in series[params.metric]
+        ],
         "metrics": names,
         "metric": params.metric,
         "smoothing": params.smoothing,
@@ -266,3 +283,97 @@ def operating_point(curve: PRCurve, threshold: float) -> dict[str, float]:
 
 def _metric_order(name: str) -> tuple[int, str]:
     return (SCALAR_METRICS.index(name) if name in SCALAR_METRICS else len(SCALAR_METRICS), name)
+
+
+# -- the snippet: the page's example runs in plain PyTorch ---------------------------------------
+
+
+def snippet(params: TrackingParams) -> str:
+    """The page's example runs as a script: the digits task's split, seeds, shuffles, model and
+    optimizer, logged for TensorBoard; it prints the smoothed last value of the chosen metric and
+    the precision and recall at the chosen class and threshold, as the page shows them."""
+    from app.jobs.classifier import HELD_OUT, DigitsConfig
+
+    task = DigitsConfig()
+    return f'''"""This page's example runs, logged for TensorBoard as a run's worker logs them."""
+import tempfile
+
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.tensorboard import SummaryWriter
+
+METRIC, SMOOTHING = {params.metric!r}, {params.smoothing!r}  # the scalar chart
+CLS, THRESHOLD = {params.cls}, {params.threshold!r}  # the precision/recall panel
+SEED, EPOCHS, BATCH = {task.seed}, {EXAMPLE_EPOCHS}, {task.batch_size}
+
+digits = load_digits()  # 1,797 8x8 digits, inside the scikit-learn package
+images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+labels = torch.tensor(digits.target)
+order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SEED))
+n_test = int(len(labels) * {HELD_OUT})
+test, train = order[:n_test], order[n_test:]  # {HELD_OUT:.0%} held out: never trained on
+shuffle = torch.Generator()
+data = TensorDataset(images[train], labels[train])
+loader = DataLoader(data, batch_size=BATCH, shuffle=True, generator=shuffle)
+logdir = tempfile.mkdtemp()  # then: tensorboard --logdir <this folder>
+
+
+def smooth(values, weight):  # TensorBoard's smoothing: a moving average, debiased at the start
+    out, last = [], 0.0
+    for n, value in enumerate(values, 1):
+        last = last * weight + (1 - weight) * value
+        out.append(last / (1 - weight**n) if weight > 0 else last)
+    return out
+
+
+for lr in {EXAMPLE_RATES}:  # one folder per run: TensorBoard overlays them
+    torch.manual_seed(SEED)
+    model = nn.Sequential(  # conv -> ReLU -> pool -> FC: (N, 1, 8, 8) -> (N, 10)
+        nn.Conv2d(1, {task.channels}, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear({task.channels * 16}, 10),
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    writer = SummaryWriter(f"{{logdir}}/lr={{lr:g}}")
+    logged = {{}}
+
+    def log(name, value, step):
+        logged.setdefault(name, []).append(value)
+        writer.add_scalar(name, value, step)
+
+    step = 0
+    for epoch in range(EPOCHS):
+        shuffle.manual_seed(SEED * 1000 + epoch)  # each epoch's shuffle: the seed and the epoch
+        correct = 0
+        for x, y in loader:
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+            correct += int((logits.argmax(dim=1) == y).sum())
+            log("loss", loss.item(), step)
+        with torch.no_grad():
+            logits = model(images[test])
+        probs = logits.softmax(dim=1)
+        log("accuracy", correct / len(train), step)
+        log("val_loss", nn.functional.cross_entropy(logits, labels[test]).item(), step)
+        log("val_accuracy", (probs.argmax(dim=1) == labels[test]).float().mean().item(), step)
+
+    for k in range(10):  # one precision/recall curve per class: class k against the rest
+        writer.add_pr_curve(f"pr/class_{{k}}", labels[test] == k, probs[:, k], step)
+    writer.add_images("samples", images[test][:16], step)
+    writer.close()
+    scores = probs[:, CLS].round(decimals=5).double()  # the page keeps 5 decimals
+    predicted, positive = scores >= THRESHOLD, labels[test] == CLS
+    hits = int((predicted & positive).sum())
+    precision = hits / int(predicted.sum()) if predicted.any() else 1.0
+    recall = hits / int(positive.sum())
+    print(f"lr={{lr:g}}: {{METRIC}} {{logged[METRIC][-1]:.4f}}, "
+          f"smoothed {{smooth(logged[METRIC], SMOOTHING)[-1]:.4f}}; "
+          f"class {{CLS}} at p >= {{THRESHOLD:g}}: "
+          f"precision {{precision:.3f}}, recall {{recall:.3f}}")
+print("logs in", logdir)
+'''

@@ -52,7 +52,7 @@ class TrainingParams:
 
 def bounds() -> dict[str, dict[str, Any]]:
     """The run task's own config bounds (``GET /api/tasks``): the page enforces the same."""
-    return {field["name"]: field for field in LINEAR_REGRESSION.describe()["fields"]}
+    return {field["name"]: field for field in LINEAR_REGRESSION.info()["fields"]}
 
 
 def check_params(params: TrainingParams) -> LinearRegressionConfig:

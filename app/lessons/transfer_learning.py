@@ -274,3 +274,121 @@ def verdict(runs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         "scratch_final": scratch["final"],
         "best_final": best["final"],
     }
+
+
+# -- the snippet: the page's runs in plain PyTorch ------------------------------------------------
+
+
+def snippet(params: TransferParams) -> str:
+    """The transfer task as a script: the same split, source model, picks, seeds, shuffles and
+    optimizers, so each mode's held-out accuracy is the one its run (at the page's examples and
+    epochs) reaches."""
+    from app.jobs.classifier import HELD_OUT
+
+    source, target = task.SOURCE_CLASSES, task.TARGET_CLASSES
+    return f'''"""Transfer learning on the digits: pretrain on {source[0]}-{source[-1]}, \
+adapt to {target[0]}-{target[-1]} three ways."""
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+EXAMPLES, EPOCHS = {params.examples}, {params.epochs}  # labelled examples per digit, epochs
+SEED, LR, BODY_LR_FACTOR, BATCH = {DEFAULTS.seed}, {DEFAULTS.learning_rate}, \
+{DEFAULTS.body_lr_factor}, {DEFAULTS.batch_size}
+
+digits = load_digits()  # 1,797 8x8 digits, inside the scikit-learn package
+images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+labels = torch.tensor(digits.target)
+order = torch.randperm(len(labels), generator=torch.Generator().manual_seed({task.SPLIT_SEED}))
+n_test = int(len(labels) * {HELD_OUT})
+test, train = order[:n_test], order[n_test:]  # one split for the source and the target
+
+
+def digits_of(rows, first, last):  # the images of digits first..last, relabelled 0..
+    rows = rows[(labels[rows] >= first) & (labels[rows] <= last)]
+    return images[rows], labels[rows] - first
+
+
+class DigitsNet(nn.Module):
+    def __init__(self, n_classes):
+        super().__init__()
+        self.features = nn.Sequential(  # the feature extractor: (N, 1, 8, 8) -> (N, 64)
+            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (N, 8, 4, 4)
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (N, 16, 2, 2)
+            nn.Flatten(),
+        )
+        self.classifier = nn.Linear(64, n_classes)  # the head
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@torch.no_grad()
+def accuracy(model, x, y):
+    return (model(x).softmax(dim=1).argmax(dim=1) == y).float().mean().item()
+
+
+def fit(model, optimizer, x, y, epochs, batch, seed, held_out=None):
+    """Each epoch's shuffle is seeded by the seed and the epoch; returns the held-out accuracy
+    after each epoch."""
+    shuffle = torch.Generator()
+    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True, generator=shuffle)
+    accuracies = []
+    for epoch in range(epochs):
+        shuffle.manual_seed(seed * 1000 + epoch)
+        for xb, yb in loader:
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if held_out is not None:
+            accuracies.append(accuracy(model, *held_out))
+    return accuracies
+
+
+# 1. The source model: digits {source[0]}-{source[-1]}, all their training examples. Seeded and
+# on one thread: the same weights every time.
+threads = torch.get_num_threads()
+torch.set_num_threads(1)
+torch.manual_seed({task.SOURCE_SEED})
+source = DigitsNet({len(source)})
+optimizer = torch.optim.SGD(source.parameters(), lr={task.SOURCE_LR}, momentum=0.9)
+fit(source, optimizer, *digits_of(train, {source[0]}, {source[-1]}), {task.SOURCE_EPOCHS}, \
+{task.SOURCE_BATCH}, {task.SOURCE_SEED})
+torch.set_num_threads(threads)
+print(f"source model: held-out accuracy {{accuracy(source, *digits_of(test, {source[0]}, \
+{source[-1]})):.3f}}")
+
+# 2. The target task: digits {target[0]}-{target[-1]} (labels 0-4), EXAMPLES seeded picks of each
+x, y = digits_of(train, {target[0]}, {target[-1]})
+picks = torch.Generator().manual_seed(SEED)
+chosen = []
+for digit in range({len(target)}):
+    rows = (y == digit).nonzero().flatten()
+    chosen.append(rows[torch.randperm(len(rows), generator=picks)[:EXAMPLES]])
+chosen = torch.cat(chosen).sort().values  # in the order of the pool
+x, y = x[chosen], y[chosen]
+held_out = digits_of(test, {target[0]}, {target[-1]})
+
+for mode in ("feature-extract", "finetune", "scratch"):
+    torch.manual_seed(SEED)
+    model = DigitsNet({len(target)})  # a new head (and, for scratch, a new body)
+    if mode == "scratch":
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    else:
+        model.features.load_state_dict(source.features.state_dict())  # the pretrained body
+    if mode == "feature-extract":
+        model.features.requires_grad_(False)  # frozen: only the new head trains
+        optimizer = torch.optim.SGD(model.classifier.parameters(), lr=LR, momentum=0.9)
+    elif mode == "finetune":  # everything trains, the pretrained body more gently
+        optimizer = torch.optim.SGD(
+            [{{"params": model.features.parameters(), "lr": LR * BODY_LR_FACTOR}},
+             {{"params": model.classifier.parameters(), "lr": LR}}],
+            momentum=0.9,
+        )
+    accuracies = fit(model, optimizer, x, y, EPOCHS, BATCH, SEED, held_out)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"{{mode:15}} trainable {{trainable:5}}; held-out accuracy: "
+          f"final {{accuracies[-1]:.3f}}, mean {{sum(accuracies) / len(accuracies):.3f}}")
+'''

@@ -32,9 +32,9 @@ from app.sandbox.library import (
     BoundMethod,
     SafeFunction,
     call_module,
-    describe,
     get_attribute,
     set_attribute,
+    type_phrase,
 )
 from app.sandbox.limits import SandboxLimits, SandboxRefused, over_limit
 from app.sandbox.operators import binary, check_index, compare
@@ -257,7 +257,7 @@ class Interpreter:
                 obj = self.eval(target.value)
                 if not isinstance(obj, list | dict):
                     raise TypeError(
-                        f"{describe(obj)} does not support del x[...] (in this sandbox)"
+                        f"{type_phrase(obj)} does not support del x[...] (in this sandbox)"
                     )
                 del obj[self.eval(target.slice)]
             else:
@@ -295,7 +295,9 @@ class Interpreter:
 
     def set_item(self, obj: Any, index: Any, value: Any) -> None:
         if not isinstance(obj, _ITEM_ASSIGNABLE):
-            raise TypeError(f"{describe(obj)} does not support item assignment (in this sandbox)")
+            raise TypeError(
+                f"{type_phrase(obj)} does not support item assignment (in this sandbox)"
+            )
         guard = self.guard
         check_index(guard, obj, index)
         if isinstance(obj, list) and isinstance(index, slice):
@@ -311,7 +313,7 @@ class Interpreter:
 
     def subscript(self, obj: Any, index: Any) -> Any:
         if not isinstance(obj, _SUBSCRIPTABLE):
-            raise TypeError(f"{describe(obj)} is not subscriptable (in this sandbox)")
+            raise TypeError(f"{type_phrase(obj)} is not subscriptable (in this sandbox)")
         check_index(self.guard, obj, index)
         return self.guard.check_result(obj[index])
 
@@ -423,7 +425,7 @@ class Interpreter:
             return func.impl(self.guard, func.obj, args, kwargs)
         if type(func) in MODULE_CLASSES:
             return call_module(self.guard, func, args, kwargs)
-        raise TypeError(f"{describe(func)} is not callable")
+        raise TypeError(f"{type_phrase(func)} is not callable")
 
     def _eval_JoinedStr(self, node: ast.JoinedStr) -> str:
         parts: list[str] = []

@@ -857,7 +857,8 @@ def _attribute_tables(obj: Any) -> tuple[dict[str, Callable[[Any], Any]], dict[s
     return {}, {}
 
 
-def describe(obj: Any) -> str:
+def type_phrase(obj: Any) -> str:
+    """A short phrase naming what ``obj`` is, for an error message: "a tensor", a module's name."""
     if isinstance(obj, Namespace):
         return obj.name
     if isinstance(obj, SafeFunction):
@@ -904,7 +905,7 @@ def set_attribute(obj: Any, name: str, value: Any) -> None:
         props, _ = _attribute_tables(obj)
         if name in props and props[name](obj) is value:
             return
-    raise SandboxRefused(f"setting .{name} on {describe(obj)} is not allowed")
+    raise SandboxRefused(f"setting .{name} on {type_phrase(obj)} is not allowed")
 
 
 # -- Python builtins -------------------------------------------------------------------------------

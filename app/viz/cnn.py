@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from app.viz.common import PALETTE, Figure, axis, bar, figure, layout
+from app.viz.common import PALETTE, Figure, axis, bar, figure, heatmap_grid, layout
 from app.viz.common import heatmap as common_heatmap
 
 SEQUENTIAL = "Viridis"  # as the PNG previews: dark = the smallest value, yellow = the largest
@@ -15,58 +15,6 @@ LABELLED_CELLS = 64  # heatmaps up to this size print their numbers in the cells
 def heatmap(z: list[list[float]], **extra: Any) -> dict[str, Any]:
     """One map, row 0 at the top, numbers printed when it is small."""
     return common_heatmap(z, SEQUENTIAL, LABELLED_CELLS, **extra)
-
-
-def heatmap_grid(
-    title: str, maps: list[list[list[float]]], titles: list[str], columns: int, height: int
-) -> Figure:
-    """Several maps side by side on one colour scale, so equal numbers get equal colours."""
-    rows = math.ceil(len(maps) / columns)
-    values = [v for m in maps for row in m for v in row]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    traces = []
-    extra: dict[str, Any] = {}
-    annotations = []
-    for i, (z, name) in enumerate(zip(maps, titles, strict=True)):
-        suffix = "" if i == 0 else str(i + 1)
-        traces.append(
-            heatmap(
-                z,
-                xaxis=f"x{suffix}",
-                yaxis=f"y{suffix}",
-                zmin=lo,
-                zmax=hi,
-                name=name,
-                showscale=i == 0,
-                colorbar={"thickness": 10},
-            )
-        )
-        extra[f"xaxis{suffix}"] = axis("", dtick=1, zeroline=False, showgrid=False)
-        extra[f"yaxis{suffix}"] = axis(
-            "", dtick=1, zeroline=False, showgrid=False, autorange="reversed"
-        )
-        annotations.append(
-            {
-                "text": name,
-                "showarrow": False,
-                "xref": f"x{suffix} domain",
-                "yref": f"y{suffix} domain",
-                "x": 0.5,
-                "y": 1.0,
-                "yanchor": "bottom",
-                "font": {"size": 12},
-            }
-        )
-    base = layout(title, height=height, annotations=annotations, **extra)
-    base["grid"] = {
-        "rows": rows,
-        "columns": columns,
-        "pattern": "independent",
-        "xgap": 0.12,
-        "ygap": 0.3,
-    }
-    base["margin"] = {"l": 30, "r": 16, "t": 64, "b": 28}
-    return figure(traces, base)
 
 
 def window_figure(window: dict[str, Any]) -> Figure:
@@ -110,8 +58,10 @@ def pooling_figure(pooling: dict[str, Any]) -> Figure:
         f"{pooling['size']}×{pooling['size']} windows, stride {pooling['stride']}",
         maps,
         titles,
-        3,
-        max(230, min(420, 150 + 36 * h)),
+        colorscale=SEQUENTIAL,
+        columns=3,
+        height=max(230, min(420, 150 + 36 * h)),
+        labelled_cells=LABELLED_CELLS,
     )
 
 
@@ -126,8 +76,10 @@ def layer_figure(layer: dict[str, Any]) -> Figure:
         f"nn.Conv2d(3, {n}, {layer['kernel_size']}) output: {n} channels",
         maps,
         titles,
-        columns,
-        90 + 170 * rows,
+        colorscale=SEQUENTIAL,
+        columns=columns,
+        height=90 + 170 * rows,
+        labelled_cells=LABELLED_CELLS,
     )
 
 

@@ -12,10 +12,20 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from app.viz.common import GRID, HIGHLIGHT, MUTED, PALETTE, Figure, axis, bar, figure, layout
-from app.viz.common import heatmap as common_heatmap
-
-Grid = Sequence[Sequence[float]]
+from app.viz.common import (
+    GRID,
+    HIGHLIGHT,
+    MUTED,
+    PALETTE,
+    Figure,
+    Grid,
+    axis,
+    bar,
+    figure,
+    heatmap,
+    heatmap_grid,
+    layout,
+)
 
 SEQUENTIAL = "Viridis"  # as the CNN lesson's maps: dark = 0, yellow = the largest value
 DIVERGING = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]  # negative, 0, positive
@@ -23,106 +33,16 @@ COLUMNS = 4  # panels per row: readable on a 390 px phone and a laptop alike
 WIDE_COLUMNS = 8  # for layers of more than 16 channels
 ROW_HEIGHT = 128  # pixels per row of panels
 TRUE_CLASS = "#55a868"
+CELL_FORMAT = "%{z:.1f}"  # printed numbers: one decimal fits a small panel
 
 
 def columns_for(count: int) -> int:
     return min(count, COLUMNS if count <= 16 else WIDE_COLUMNS)
 
 
-def small_multiples(
-    title: str,
-    panels: Sequence[Grid],
-    names: Sequence[str],
-    *,
-    colorscale: str | list[list[Any]],
-    zmin: float,
-    zmax: float,
-    columns: int,
-    highlight: int | None = None,
-    labelled_cells: int = 0,
-    text_format: str = "%{z:.1f}",
-    what: str = "value",
-    row_height: int = ROW_HEIGHT,
-) -> Figure:
-    """Matrices side by side on one colour scale, row 0 at the top, square cells.
-
-    ``highlight`` draws a frame round one panel (the channel in focus); panels of up to
-    ``labelled_cells`` cells print their numbers.
-    """
-    rows = math.ceil(len(panels) / columns)
-    traces = []
-    annotations = []
-    shapes = []
-    extra: dict[str, Any] = {}
-    for i, (z, name) in enumerate(zip(panels, names, strict=True)):
-        suffix = "" if i == 0 else str(i + 1)
-        traces.append(
-            common_heatmap(
-                [list(row) for row in z],
-                colorscale,
-                labelled_cells,
-                text_format,
-                xaxis=f"x{suffix}",
-                yaxis=f"y{suffix}",
-                zmin=zmin,
-                zmax=zmax,
-                name=name,
-                showscale=i == 0,
-                colorbar={"thickness": 10},
-                xgap=1,
-                ygap=1,
-                textfont={"size": 9},
-                hovertemplate=f"{name}<br>row %{{y}}, column %{{x}}<br>{what} %{{z:.4g}}"
-                "<extra></extra>",
-            )
-        )
-        hidden = {"showticklabels": False, "ticks": "", "zeroline": False, "showgrid": False}
-        extra[f"xaxis{suffix}"] = axis("", constrain="domain", **hidden)
-        extra[f"yaxis{suffix}"] = axis(
-            "",
-            autorange="reversed",
-            scaleanchor=f"x{suffix}",
-            constrain="domain",
-            **hidden,
-        )
-        bold = i == highlight
-        annotations.append(
-            {
-                "text": f"<b>{name}</b>" if bold else name,
-                "showarrow": False,
-                "xref": f"x{suffix} domain",
-                "yref": f"y{suffix} domain",
-                "x": 0.5,
-                "y": 1.0,
-                "yanchor": "bottom",
-                "font": {"size": 11, "color": HIGHLIGHT if bold else "#333"},
-            }
-        )
-        if bold:
-            shapes.append(
-                {
-                    "type": "rect",
-                    "xref": f"x{suffix} domain",
-                    "yref": f"y{suffix} domain",
-                    "x0": -0.04,
-                    "x1": 1.04,
-                    "y0": -0.04,
-                    "y1": 1.04,
-                    "line": {"color": HIGHLIGHT, "width": 3},
-                }
-            )
-    base = layout(
-        title, height=70 + rows * row_height, annotations=annotations, shapes=shapes, **extra
-    )
-    base["grid"] = {
-        "rows": rows,
-        "columns": columns,
-        "pattern": "independent",
-        "xgap": 0.15,
-        "ygap": 0.3,
-    }
-    base["margin"] = {"l": 12, "r": 12, "t": 64, "b": 12}
-    return figure(traces, base)
+def grid_height(count: int, columns: int, row_height: int = ROW_HEIGHT) -> int:
+    """The height of ``count`` panels in rows of ``columns``: a title, then each row."""
+    return 70 + math.ceil(count / columns) * row_height
 
 
 def symmetric_range(panels: Sequence[Grid]) -> float:
@@ -141,31 +61,39 @@ def filters_figure(filters: Sequence[Grid], layer: int, what: str, focus: int) -
     """Each channel's filter of conv layer ``layer`` (weights, or kernels summed); a first
     layer's few filters print their weights."""
     m = symmetric_range(filters)
-    return small_multiples(
+    columns = columns_for(len(filters))
+    return heatmap_grid(
         f"Layer {layer} filters" + ("" if what == "the weights" else ", summed over inputs"),
         filters,
         [f"ch {k}" for k in range(len(filters))],
         colorscale=DIVERGING,
         zmin=-m,
         zmax=m,
-        columns=columns_for(len(filters)),
+        columns=columns,
+        height=grid_height(len(filters), columns),
+        numbered=False,
         highlight=focus,
         labelled_cells=9 if len(filters) <= 8 else 0,
+        text_format=CELL_FORMAT,
         what="weight",
     )
 
 
 def maps_figure(maps: Sequence[Grid], layer: int, label: int, focus: int) -> Figure:
     """Conv layer ``layer``'s feature maps after ReLU for the chosen digit, one shared scale."""
-    return small_multiples(
+    columns = columns_for(len(maps))
+    return heatmap_grid(
         f"Layer {layer} feature maps for this {label}",
         maps,
         [f"ch {k}" for k in range(len(maps))],
         colorscale=SEQUENTIAL,
         zmin=0.0,
         zmax=top_value(maps),
-        columns=columns_for(len(maps)),
+        columns=columns,
+        height=grid_height(len(maps), columns),
+        numbered=False,
         highlight=focus,
+        labelled_cells=0,
         what="activation",
     )
 
@@ -199,7 +127,7 @@ def class_means_figure(class_means: Sequence[Sequence[float]], layer: int, focus
     own largest value: channels differ in scale, and the preference within a row is the point."""
     channels = len(class_means)
     relative = [[v / max(row) if max(row) > 0 else 0.0 for v in row] for row in class_means]
-    trace = common_heatmap(
+    trace = heatmap(
         relative,
         SEQUENTIAL,
         0,
@@ -268,7 +196,7 @@ def focus_maps_figure(
     names = [f"map {h}×{w}"]
     if pooled is not None:
         names.append(f"{pool or 'pooled'} {len(pooled)}×{len(pooled[0])}")
-    return small_multiples(
+    return heatmap_grid(
         f"Channel {channel} on this digit",
         panels,
         names,
@@ -276,23 +204,29 @@ def focus_maps_figure(
         zmin=0.0,
         zmax=top_value(panels),
         columns=len(panels),
+        height=grid_height(len(panels), len(panels), row_height=200),
+        numbered=False,
         labelled_cells=64,
+        text_format=CELL_FORMAT,
         what="activation",
-        row_height=200,
     )
 
 
 def focus_kernels_figure(kernels: Sequence[Grid], channel: int) -> Figure:
     """The focused channel's kernel for each input channel: which lower maps it combines."""
     m = symmetric_range(kernels)
-    return small_multiples(
+    columns = columns_for(len(kernels))
+    return heatmap_grid(
         f"Channel {channel}'s kernel per input channel",
         kernels,
         [f"in {i}" for i in range(len(kernels))],
         colorscale=DIVERGING,
         zmin=-m,
         zmax=m,
-        columns=columns_for(len(kernels)),
+        columns=columns,
+        height=grid_height(len(kernels), columns),
+        numbered=False,
+        labelled_cells=0,
         what="weight",
     )
 

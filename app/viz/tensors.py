@@ -1,7 +1,7 @@
 """The Tensors lesson's figure: a heatmap of one tensor's values at the current step.
 
-static/js/tensors.js builds the same heatmap in the browser while the learner steps; it reuses
-this figure's layout and replaces the data.
+The page draws this figure for its first view, and asks ``POST /api/tensors/heatmap`` for it at
+each step the learner steps to (static/js/tensors.js only draws it).
 """
 
 from __future__ import annotations
@@ -78,10 +78,9 @@ def heatmap(name: str | None, value: dict[str, Any] | None) -> Figure:
 
 
 def figures(result: dict[str, Any]) -> dict[str, Figure]:
-    """The page's figures for one step of the trace."""
+    """The page's figures for the step shown: its tensor from ``result["variables"]``, every
+    variable after the step as the lesson's ``step_view`` rebuilt them (a "changes" trace's
+    steps hold only what changed, so a step's own ``variables`` may be empty)."""
     name = result.get("variable")
-    index = result.get("index")
-    value = None
-    if name is not None and index is not None:
-        value = result["steps"][index]["variables"].get(name)
+    value = (result.get("variables") or {}).get(name) if name is not None else None
     return {"heatmap": heatmap(name, value)}

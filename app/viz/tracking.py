@@ -1,6 +1,9 @@
 """Figures for runs: scalar charts (one run or several overlaid, raw and smoothed) and
 precision/recall curves with the threshold under the cursor.
 
+They draw what ``app.lessons.tracking`` computed (the smoothed values, the curves and their
+operating points), handed over as plain lists: this module imports no lesson, so no torch.
+
 Scalar figures keep a fixed trace order so a live page can grow them with
 ``Plotly.extendTraces``: for the i-th series, trace ``2 i`` is the raw curve (faint) and trace
 ``2 i + 1`` the smoothed one.
@@ -8,13 +11,29 @@ Scalar figures keep a fixed trace order so a live page can grow them with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from app.lessons.tracking import PRCurve, operating_point, smooth
 from app.viz.common import PALETTE, Figure, axis, figure, layout, line
 
 Points = Sequence[Sequence[float]]  # [[step, value], ...]
+# (label, [[step, value], ...], the values smoothed): one line of a scalar chart.
+Series = tuple[str, Points, Sequence[float]]
+
+
+class Curve(Protocol):
+    """A precision/recall curve as ``app.lessons.tracking.pr_curve`` makes it."""
+
+    @property
+    def thresholds(self) -> Sequence[float]: ...
+    @property
+    def precision(self) -> Sequence[float]: ...
+    @property
+    def recall(self) -> Sequence[float]: ...
+
+
+# (label, the curve, its operating point {"threshold", "precision", "recall"} or None).
+PRLine = tuple[str, Curve, Mapping[str, float] | None]
 
 # Points drawn per line at most: a chart of more shows nothing more, it only weighs more (a
 # 50-epoch digits run at batch size 1 logs 72,000 losses; at the default batch size, 2,250).
@@ -48,24 +67,25 @@ def thin(count: int, most: int) -> list[int]:
 
 def scalar_figure(
     metric: str,
-    series: Sequence[tuple[str, Points]],
+    series: Sequence[Series],
     smoothing: float,
     height: int = 300,
     most: int = MAX_POINTS_DRAWN,
 ) -> Figure:
-    """``metric`` for each (label, points) series: raw (faint) and smoothed lines.
+    """``metric`` for each (label, points, smoothed) series: raw (faint) and smoothed lines, the
+    smoothed values as ``smooth(values, smoothing)`` gave them.
 
     A long series is smoothed whole, then drawn thinned to about ``most`` points (as TensorBoard
     samples its scalars): a run at batch size 1 logs tens of thousands of steps.
     """
     data: list[dict[str, Any]] = []
-    for i, (label, points) in enumerate(series):
+    for i, (label, points, smoothed_all) in enumerate(series):
+        if len(smoothed_all) != len(points):
+            raise ValueError(f"{label}: {len(points)} points but {len(smoothed_all)} smoothed")
         colour = PALETTE[i % len(PALETTE)]
         kept = thin(len(points), most)
         steps = [points[k][0] for k in kept]
-        every = [float(p[1]) for p in points]
-        smoothed_all = smooth(every, smoothing)
-        values = [every[k] for k in kept]
+        values = [float(points[k][1]) for k in kept]
         smoothed = [smoothed_all[k] for k in kept]
         data.append(
             line(
@@ -104,15 +124,16 @@ def scalar_figure(
     )
 
 
-def pr_figure(curves: Sequence[tuple[str, PRCurve]], threshold: float | None = None) -> Figure:
-    """Precision against recall; hovering a point shows the threshold that gives it."""
+def pr_figure(curves: Sequence[PRLine]) -> Figure:
+    """Precision against recall; hovering a point shows the threshold that gives it. A curve
+    with an operating point (``operating_point(curve, threshold)``) gets it marked."""
     data: list[dict[str, Any]] = []
-    for i, (label, curve) in enumerate(curves):
+    for i, (label, curve, at) in enumerate(curves):
         colour = PALETTE[i % len(PALETTE)]
         data.append(
             line(
-                curve.recall,
-                curve.precision,
+                list(curve.recall),
+                list(curve.precision),
                 name=label,
                 mode="lines+markers",
                 marker={"size": 4, "color": colour},
@@ -124,14 +145,13 @@ def pr_figure(curves: Sequence[tuple[str, PRCurve]], threshold: float | None = N
                 ),
             )
         )
-        if threshold is not None:
-            at = operating_point(curve, threshold)
+        if at is not None:
             data.append(
                 line(
                     [at["recall"]],
                     [at["precision"]],
                     mode="markers",
-                    name=f"{label} at p ≥ {threshold:g}",
+                    name=f"{label} at p ≥ {at['threshold']:g}",
                     marker={
                         "size": 12,
                         "color": colour,

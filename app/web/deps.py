@@ -1,4 +1,5 @@
-"""Typed dependencies the routes share."""
+"""Typed dependencies the routes share: the app's settings, the admission gates, and
+``limits_from``, which each lesson's ``*LimitsDep`` (``app.web.routes.lessons.<name>``) uses."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 
 from app.config import Settings
-from app.lessons.activations import ActivationLimits
-from app.lessons.softmax_cross_entropy import SoftmaxLimits
 from app.web.admission import Gate
 
 
@@ -33,20 +32,6 @@ def limits_from(settings: Settings, kind: type[L], prefix: str = "") -> L:
     """
     values = {f.name: getattr(settings, prefix + f.name) for f in fields(kind)}  # type: ignore[arg-type]
     return kind(**values)
-
-
-def softmax_limits(settings: SettingsDep) -> SoftmaxLimits:
-    """The softmax lesson's limits, from settings."""
-    return limits_from(settings, SoftmaxLimits)
-
-
-def activation_limits(settings: SettingsDep) -> ActivationLimits:
-    """The activations lesson's limits, from settings."""
-    return limits_from(settings, ActivationLimits)
-
-
-SoftmaxLimitsDep = Annotated[SoftmaxLimits, Depends(softmax_limits)]
-ActivationLimitsDep = Annotated[ActivationLimits, Depends(activation_limits)]
 
 
 def program_gate(request: Request) -> Gate:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jobs import ConfigError, QueueFull, RunNotFound
-from app.jobs.checkpoints import CheckpointError
+from app.jobs.safe_load import CheckpointError
 from app.jobs.tracking import ArtifactMissing
 from app.lessons.errors import LessonError
 from app.lessons.images import ImageTooLarge, UnsupportedImage

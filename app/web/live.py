@@ -9,6 +9,11 @@ not four hundred a second, and never a thread of the pool that answers pages and
 The feed also keeps the run's newest metrics encoded in memory (bounded per feed and in all), so
 a stream that joins late, or reconnects from the start again and again, replays from there.
 
+A stream asked for smoothed values (``?smoothing=``) carries each metric's value through
+``app.lessons.tracking.Smoother`` too, as ``smooth()`` would over the run's whole series: its
+state is rebuilt from the stored metrics up to where the stream starts (a reconnect's
+``Last-Event-ID`` included), and such a stream encodes its own events instead of sharing the feed's.
+
 :class:`StreamHub` also bounds the streams: ``max_streams`` open in all, ``max_streams_per_run``
 on one run and ``max_streams_per_client`` from one client; past a bound a new stream is refused
 with :class:`TooBusy` (429) before it starts.
@@ -36,6 +41,7 @@ from fastapi.sse import format_sse_event
 from app.config import Settings
 from app.jobs import LocalRunner, Runner, RunStore
 from app.jobs.store import MetricEvent, run_dir
+from app.lessons.tracking import Smoother
 from app.web.admission import TooBusy
 
 T = TypeVar("T")
@@ -99,6 +105,28 @@ def metric_event(metric: MetricEvent) -> bytes:
     """One metric as the stream sends it (``event: metric``, its row id as the event id)."""
     data = json.dumps({"step": metric.step, "name": metric.name, "value": metric.value})
     return format_sse_event(data_str=data, event="metric", id=str(metric.id))
+
+
+class MetricSmoother:
+    """One stream's smoothing: a ``Smoother`` per metric name, fed every metric in id order."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+        self.by_name: dict[str, Smoother] = {}
+
+    def __call__(self, metric: MetricEvent) -> float:
+        smoother = self.by_name.get(metric.name)
+        if smoother is None:
+            smoother = self.by_name[metric.name] = Smoother(self.weight)
+        return smoother(metric.value)
+
+    def event(self, metric: MetricEvent) -> bytes:
+        """The metric as ``metric_event`` sends it, with ``smoothed`` added."""
+        data = json.dumps(
+            {"step": metric.step, "name": metric.name, "value": metric.value,
+             "smoothed": self(metric)}
+        )  # fmt: skip
+        return format_sse_event(data_str=data, event="metric", id=str(metric.id))
 
 
 def status_event(status: str, progress: float) -> bytes:
@@ -380,13 +408,34 @@ class StreamHub:
             feed.task.cancel()
             feed.forget()
 
+    def smoother_at(self, run_id: str, after: int, weight: float) -> MetricSmoother:
+        """Runs on the streams' executor: a smoother fed the run's metrics up to id ``after``."""
+        smoother = MetricSmoother(weight)
+        cursor = 0
+        while cursor < after and (page := self.store.metrics_since(run_id, cursor, REPLAY_PAGE)):
+            for metric in page:
+                if metric.id > after:
+                    return smoother
+                smoother(metric)
+            cursor = page[-1].id
+        return smoother
+
     async def stream(
-        self, run_id: str, after: int, done: Callable[[], None]
+        self,
+        run_id: str,
+        after: int,
+        done: Callable[[], None],
+        smoothing: float | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """The run's events after metric id ``after``, then its final status; ``done()`` is
-        called when the stream has said everything (not when its client went away)."""
+        called when the stream has said everything (not when its client went away). With
+        ``smoothing``, each metric also carries its value smoothed at that weight."""
         feed, watcher = self._join(run_id)
         try:
+            smoother = None
+            if smoothing is not None:
+                smoother = await self.read(self.smoother_at, run_id, after, smoothing)
+            encode = metric_event if smoother is None else smoother.event
             await feed.ready.wait()
             seen = after
             sent: tuple[str, float] | None = None
@@ -398,7 +447,12 @@ class StreamHub:
                     # The status as of now: anything published after lands in the mailbox, and
                     # everything published before is in the store for the reads below.
                     base = feed.latest
-                    while (cached := feed.cached_page(seen, REPLAY_PAGE)) is not None:
+                    # The feed's memory holds its events as every unsmoothed stream sends them.
+                    cached = None
+                    while (
+                        smoother is None
+                        and (cached := feed.cached_page(seen, REPLAY_PAGE)) is not None
+                    ):
                         last, block = cached
                         if not block:
                             break
@@ -406,7 +460,7 @@ class StreamHub:
                         yield block
                     while cached is None:  # older than the feed's memory: from the store
                         page = await self.read(self.store.metrics_since, run_id, seen, REPLAY_PAGE)
-                        out.extend(metric_event(m) for m in page)
+                        out.extend(encode(m) for m in page)
                         if page:
                             seen = page[-1].id
                         if len(page) < REPLAY_PAGE:
@@ -421,14 +475,14 @@ class StreamHub:
                 for snapshot in snapshots:
                     if not snapshot.metrics:
                         continue
-                    if snapshot.first_id > seen:  # the usual case: all new, sent as one block
+                    if smoother is None and snapshot.first_id > seen:  # all new: one block
                         out.append(snapshot.joined)
                         seen = snapshot.metrics[-1].id
                         continue
                     for metric, encoded in zip(snapshot.metrics, snapshot.encoded, strict=True):
                         if metric.id > seen:
                             seen = metric.id
-                            out.append(encoded)
+                            out.append(encoded if smoother is None else smoother.event(metric))
                 ended = status is not None and status.ended
                 said = None if status is None else (status.status, status.progress)
                 if status is not None and (ended or not status.final) and said != sent:

@@ -41,6 +41,7 @@ from app.lessons.images import (
     open_image,
     sample_image,
 )
+from app.lessons.transform_pipeline import Step, TransformLimits, check_pipeline, pipeline_from_url
 from app.workers import serve
 from app.workers.pool import TooBusy, WorkerPool, WorkerStopped
 
@@ -83,8 +84,8 @@ class CnnImageParams:
 class TransformsParams:
     """POST /api/transforms/apply's checked pipeline, with the lesson's limits."""
 
-    steps: tuple[transforms.Step, ...]
-    limits: transforms.TransformLimits
+    steps: tuple[Step, ...]
+    limits: TransformLimits
     preview_side: int
 
 
@@ -191,15 +192,15 @@ def warm_up() -> None:
         for pool in cnn.POOL_KINDS:
             params = CnnImageParams("edge", 1, 1, pool, 2, cnn.CnnLimits(), 384)
             handle(("cnn_image", _encoded(fmt), params, limits))
-    steps = transforms.check_pipeline(
-        transforms.pipeline_from_url("resize:4,rotate:30,grayscale,to_tensor,normalize:0.5:0.5"),
+    steps = check_pipeline(
+        pipeline_from_url("resize:4,rotate:30,grayscale,to_tensor,normalize:0.5:0.5"),
         None,
     )
     handle(
         (
             "transforms",
             _encoded("PNG"),
-            TransformsParams(tuple(steps), transforms.TransformLimits(), 256),
+            TransformsParams(tuple(steps), TransformLimits(), 256),
             limits,
         )
     )
@@ -304,8 +305,8 @@ def cnn_image(
 
 def transforms_apply(
     read: Callable[[], bytes],
-    steps: Sequence[transforms.Step],
-    limits: transforms.TransformLimits,
+    steps: Sequence[Step],
+    limits: TransformLimits,
     preview_side: int,
     settings: Settings,
 ) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 // events on the form. The replay's data travels in the graph figure (layout.meta.replay), so it
 // is always the one the figure was drawn from.
 
+import { bindKeys, FIELDS } from "./dom.js";
+
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
 const stepInput = document.getElementById("step");
@@ -142,11 +144,6 @@ output.addEventListener("change", (event) => {
 // An in-place update drew the step its request carried; a key pressed meanwhile moved on.
 document.addEventListener("lesson:updated", () => setStep(currentStep()));
 
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  const delta = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
-  if (!delta) return;
-  event.preventDefault();
-  setStep(currentStep() + delta);
-});
+// The arrow keys step the replay; inputs (the program, the step slider) keep theirs.
+const stepBy = (delta) => (setStep(currentStep() + delta), true);
+bindKeys({ ArrowLeft: () => stepBy(-1), ArrowRight: () => stepBy(1) }, { ignore: FIELDS });

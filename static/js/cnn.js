@@ -6,12 +6,11 @@
 // picture, which cannot: a reload shows the sample named there. Learner text never reaches
 // innerHTML; only the server's own rendered markup does.
 
-import { el, fmt, writeUrl as writeFormUrl } from "./dom.js";
+import { bindKeys, el, FIELDS, fmt, PLOT_CONFIG, showError, writeUrl as writeFormUrl } from "./dom.js";
 
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
 const $ = (id) => document.getElementById(id);
-const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
 const writeUrl = () => writeFormUrl(form);
 
@@ -88,19 +87,17 @@ output.addEventListener("input", (event) => {
   if (event.target.id === "window-slider") goTo(Number(event.target.value));
 });
 
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey || !win) return;
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  const moves = {
-    ArrowLeft: () => win.step - 1,
-    ArrowRight: () => win.step + 1,
-    Home: () => 1,
-    End: () => win.steps.length,
-  };
-  if (!moves[event.key]) return;
-  event.preventDefault();
-  goTo(moves[event.key]());
-});
+// The keys move the window (while the page has one); inputs, its slider too, keep theirs.
+const moveWindow = (to) => () => Boolean(win) && (goTo(to()), true);
+bindKeys(
+  {
+    ArrowLeft: moveWindow(() => win.step - 1),
+    ArrowRight: moveWindow(() => win.step + 1),
+    Home: moveWindow(() => 1),
+    End: moveWindow(() => win.steps.length),
+  },
+  { ignore: FIELDS },
+);
 
 document.addEventListener("lesson:updated", () => {
   readWindow();
@@ -122,12 +119,6 @@ let uploaded = null; // the learner's File while it is the picture shown
 let shownUrl = null; // its object URL, revoked when replaced
 let ticket = 0;
 let timer = null;
-
-function showImageError(message) {
-  const box = $("image-error");
-  box.textContent = message;
-  box.hidden = !message;
-}
 
 function drawImageFigure() {
   const wrap = $("image-result").querySelector(".plot-wrap");
@@ -171,11 +162,11 @@ async function refreshImage(file = null) {
     if (mine !== ticket) return; // a newer request was sent: its answer wins
     if (!response.ok) {
       const doc = new DOMParser().parseFromString(text, "text/html");
-      showImageError(doc.querySelector(".detail")?.textContent || `The server answered ${response.status}.`);
+      showError($("image-error"), doc.querySelector(".detail")?.textContent || `The server answered ${response.status}.`);
       if (file) fileInput.value = ""; // the new file was refused: the old picture stays
       return;
     }
-    showImageError("");
+    showError($("image-error"), "");
     if (file) {
       uploaded = file;
       showPicture(file);
@@ -187,7 +178,7 @@ async function refreshImage(file = null) {
     drawImageFigure();
     writeUrl();
   } catch (error) {
-    if (mine === ticket) showImageError(`Could not reach the server: ${error.message}`);
+    if (mine === ticket) showError($("image-error"), `Could not reach the server: ${error.message}`);
   } finally {
     if (mine === ticket) panel.classList.remove("busy");
   }

@@ -4,6 +4,8 @@
 // and lets their events ask for the new view. Another model or layer reloads the page: the
 // channel list and the figures' layout depend on them.
 
+import { bindKeys, FIELDS } from "./dom.js";
+
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
 const image = document.getElementById("fm-image");
@@ -53,20 +55,18 @@ output.addEventListener("click", (event) => {
   if (name) goToChannel(Number(name.dataset.channel));
 });
 
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
-  // Inputs (the slider and the selects included) use the arrow keys themselves.
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  const keys = {
-    ArrowLeft: () => goToImage(Number(image.value) - 1),
-    ArrowRight: () => goToImage(Number(image.value) + 1),
-    ArrowUp: () => goToChannel(channel.selectedIndex - 1),
-    ArrowDown: () => goToChannel(channel.selectedIndex + 1),
-  };
-  if (!keys[event.key]) return;
-  event.preventDefault();
-  keys[event.key]();
-});
+// Inputs (the slider and the selects included) use the arrow keys themselves. A key is the
+// page's even at the first or last digit or channel, where it moves nothing.
+const used = (move) => () => (move(), true);
+bindKeys(
+  {
+    ArrowLeft: used(() => goToImage(Number(image.value) - 1)),
+    ArrowRight: used(() => goToImage(Number(image.value) + 1)),
+    ArrowUp: used(() => goToChannel(channel.selectedIndex - 1)),
+    ArrowDown: used(() => goToChannel(channel.selectedIndex + 1)),
+  },
+  { ignore: FIELDS },
+);
 
 // The digit select follows the input the server shows.
 document.addEventListener("lesson:updated", () => {

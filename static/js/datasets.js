@@ -5,7 +5,7 @@
 // and writes the step into the form and the URL. Only numbers from the server reach the page,
 // always through textContent.
 
-import { el, fmt, writeUrl as writeFormUrl } from "./dom.js";
+import { bindKeys, el, FIELDS, fmt, writeUrl as writeFormUrl } from "./dom.js";
 
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
@@ -119,21 +119,19 @@ output.addEventListener("input", (event) => {
   if (event.target.id === "step-slider") goTo(Number(event.target.value));
 });
 
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey || !steps) return;
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  const moves = {
-    ArrowLeft: () => steps.step - 1,
-    ArrowRight: () => steps.step + 1,
-    PageUp: () => steps.step - steps.per_epoch,
-    PageDown: () => steps.step + steps.per_epoch,
-    Home: () => 1,
-    End: () => steps.total,
-  };
-  if (!moves[event.key]) return;
-  event.preventDefault();
-  goTo(moves[event.key]());
-});
+// The keys step the loader (while the page has its batches); inputs, its slider too, keep theirs.
+const moveStep = (to) => () => Boolean(steps) && (goTo(to()), true);
+bindKeys(
+  {
+    ArrowLeft: moveStep(() => steps.step - 1),
+    ArrowRight: moveStep(() => steps.step + 1),
+    PageUp: moveStep(() => steps.step - steps.per_epoch),
+    PageDown: moveStep(() => steps.step + steps.per_epoch),
+    Home: moveStep(() => 1),
+    End: moveStep(() => steps.total),
+  },
+  { ignore: FIELDS },
+);
 
 // After a control changed, the server's partial holds the new batches and its (clamped) step.
 document.addEventListener("lesson:updated", () => {

@@ -2,12 +2,11 @@
 // The controls form is the lesson's state: every change is written to the URL (so a shared link
 // opens the same view) and sent to the server, which answers with the changed part of the page.
 
-import { formQuery, writeUrl } from "./dom.js";
+import { formQuery, PLOT_CONFIG, showError, writeUrl } from "./dom.js";
 
 const form = document.getElementById("controls");
 const output = document.getElementById("lesson-output");
 const banner = document.getElementById("lesson-error");
-const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
 function draw(wrap, target = wrap) {
   const data = JSON.parse(wrap.querySelector("script.plot-data").textContent);
@@ -20,11 +19,6 @@ function drawAll(root) {
 }
 
 const queryString = () => formQuery(form);
-
-function showError(message) {
-  banner.textContent = message;
-  banner.hidden = !message;
-}
 
 // Swap each changed slot of the page for the server's new one; figures are redrawn in place.
 function patch(fragment) {
@@ -66,10 +60,10 @@ async function refresh(force = false) {
     if (!response.ok) {
       const text = await response.text();
       const doc = new DOMParser().parseFromString(text, "text/html");
-      showError(doc.querySelector(".detail")?.textContent || `The server answered ${response.status}.`);
+      showError(banner, doc.querySelector(".detail")?.textContent || `The server answered ${response.status}.`);
       return;
     }
-    showError("");
+    showError(banner, "");
     const template = document.createElement("template");
     template.innerHTML = await response.text();
     patch(template.content);
@@ -77,7 +71,7 @@ async function refresh(force = false) {
   } catch (error) {
     if (ticket === latest) {
       sent = null; // let the same view be asked for again
-      showError(`Could not reach the server: ${error.message}`);
+      showError(banner, `Could not reach the server: ${error.message}`);
     }
   } finally {
     if (ticket === latest) output.classList.remove("busy");
@@ -110,75 +104,13 @@ form.addEventListener("change", (event) => {
   if (event.target.hasAttribute("data-structural")) update(0);
 });
 // Lesson-specific scripts ask for an update or a reload through events on the form.
-// detail.force: ask again even if the controls did not change (the data behind them did).
-form.addEventListener("lesson:update", (event) => update(60, Boolean(event.detail?.force)));
+// detail.force: ask again even if the controls did not change (the data behind them did);
+// detail.delay: how long to wait for more changes first, in ms (a key press: none).
+form.addEventListener("lesson:update", (event) => update(event.detail?.delay ?? 60, Boolean(event.detail?.force)));
 form.addEventListener("lesson:navigate", () => navigate());
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   update(0);
-});
-
-// Arrow keys step each lesson's main control. A handler returns true when it used the key.
-
-function stepRadio(form, name, delta) {
-  const radios = [...form.querySelectorAll(`input[type=radio][name="${name}"]`)];
-  if (!radios.length) return null;
-  const index = radios.findIndex((r) => r.checked);
-  const next = radios[(index + delta + radios.length) % radios.length];
-  next.checked = true;
-  return next;
-}
-
-function stepRange(input, delta) {
-  if (!input) return false;
-  const step = Number(input.step) || 1;
-  const value = Math.min(Number(input.max), Math.max(Number(input.min), Number(input.value) + delta * step));
-  input.value = String(value);
-  input.dispatchEvent(new Event("input", { bubbles: true }));
-  return true;
-}
-
-function softmaxLogit(form, delta) {
-  const target = form.querySelector('input[name="target"]:checked')?.value ?? "0";
-  const slider = form.querySelector(`input[data-logit="${target}"]`);
-  if (!slider) return false;
-  return stepRange(slider, delta * 5);
-}
-
-const keyHandlers = {
-  "softmax-cross-entropy": {
-    ArrowLeft: ({ form, update }) => (stepRadio(form, "target", -1) ? (update(0), true) : false),
-    ArrowRight: ({ form, update }) => (stepRadio(form, "target", 1) ? (update(0), true) : false),
-    ArrowUp: ({ form }) => softmaxLogit(form, 1),
-    ArrowDown: ({ form }) => softmaxLogit(form, -1),
-  },
-  tracking: {
-    ArrowLeft: ({ form }) => stepRange(form.querySelector("#smoothing"), -5),
-    ArrowRight: ({ form }) => stepRange(form.querySelector("#smoothing"), 5),
-    ArrowUp: ({ form }) => stepRange(form.querySelector("#threshold"), 5),
-    ArrowDown: ({ form }) => stepRange(form.querySelector("#threshold"), -5),
-  },
-  "transfer-learning": {
-    ArrowLeft: ({ form }) => stepRange(form.querySelector("#examples"), -1),
-    ArrowRight: ({ form }) => stepRange(form.querySelector("#examples"), 1),
-    ArrowUp: ({ form }) => stepRange(form.querySelector("#epochs"), 1),
-    ArrowDown: ({ form }) => stepRange(form.querySelector("#epochs"), -1),
-  },
-  activations: {
-    ArrowLeft: ({ form, update }) => (stepRadio(form, "name", -1) ? (update(0), true) : false),
-    ArrowRight: ({ form, update }) => (stepRadio(form, "name", 1) ? (update(0), true) : false),
-    ArrowUp: ({ form }) => stepRange(form.querySelector("#depth"), 1),
-    ArrowDown: ({ form }) => stepRange(form.querySelector("#depth"), -1),
-  },
-};
-
-const handlers = keyHandlers[document.querySelector(".lesson")?.dataset.lesson];
-document.addEventListener("keydown", (event) => {
-  if (!handlers || event.altKey || event.ctrlKey || event.metaKey) return;
-  const typing = event.target.closest("input[type=text], input[type=number], textarea, select");
-  if (typing) return;
-  const handler = handlers[event.key];
-  if (handler && handler({ form, update, navigate })) event.preventDefault();
 });
 
 // A module runs once the document is parsed, after the deferred plotly.js: draw once, now.

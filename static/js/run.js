@@ -1,11 +1,16 @@
 // One run's page: draw its charts, grow them live from the run's server-sent events
 // (Plotly.extendTraces: trace 0 raw, trace 1 smoothed), keep the status, progress and ETA current,
 // and once it is done switch the PR curve's class and threshold. State lives in the URL.
+// The server computes what is drawn: the stream carries each metric smoothed at the page's
+// weight, GET /api/runs/{id}/scalars redraws every chart at another weight, and
+// GET /api/runs/{id}/pr gives a class's curve and its operating point at a threshold.
+import { bindKeys, el, PLOT_CONFIG, showError } from "./dom.js";
 
 const data = JSON.parse(document.getElementById("run-data").textContent);
 const FINAL = new Set(data.final_statuses);
-const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 const FLUSH_MS = 100; // batch the stream's points: one redraw per figure at most ten times a second
+const DEBOUNCE_MS = 60; // a slider asks the server once it has been still this long
+const RUN_PATH = `/api/runs/${encodeURIComponent(data.id)}`;
 
 const badge = document.getElementById("run-status");
 const bar = document.getElementById("run-progress");
@@ -23,39 +28,19 @@ let startedAt = data.started_at ? Date.parse(data.started_at) : null;
 const clockSkew = Date.parse(data.server_now) - Date.now(); // server time = client time + skew
 let weight = data.smoothing;
 let position = data.position ?? null; // place in the queue, from the last time the run was read
-
-// -- smoothing: the same debiased EMA as app/lessons/tracking.smooth -------------------------
-
-function emaState() {
-  return { last: 0, kept: 0 };
-}
-
-// One value through the moving average; non-finite values pass through and do not count.
-function smoothOne(state, value, w) {
-  if (value === null || value === undefined || !Number.isFinite(value)) return value ?? null;
-  state.last = state.last * w + (1 - w) * value;
-  state.kept += 1;
-  const debias = w > 0 ? 1 - w ** state.kept : 1;
-  return state.last / debias;
-}
-
-function smoothAll(values, w) {
-  const state = emaState();
-  return { out: values.map((v) => smoothOne(state, v, w)), state };
-}
+let source = null; // the live stream, while the page follows one
 
 // -- the charts ----------------------------------------------------------------------------
 
-const figures = new Map(); // metric name -> { div, ready, ema, pending: {x, y} }
+const figures = new Map(); // metric name -> { div, ready, pending: {x, y, smoothed} }
+let template = data.template; // an empty chart as scalar_figure draws one at the current weight
 
 function figureId(name) {
   return "fig-" + name.replace(/[^A-Za-z0-9_-]/g, "-");
 }
 
 function register(name, div, ready) {
-  const trace = div.data?.[0];
-  const raw = trace ? Array.from(trace.y ?? []) : [];
-  const entry = { div, ready, ema: smoothAll(raw, weight).state, pending: { x: [], y: [] } };
+  const entry = { div, ready, pending: { x: [], y: [], smoothed: [] } };
   figures.set(name, entry);
   return entry;
 }
@@ -65,24 +50,24 @@ function drawServerFigures() {
     const figure = JSON.parse(wrap.querySelector("script.plot-data").textContent);
     const div = wrap.querySelector(".plot");
     const name = figure.layout.uirevision; // scalar_figure sets it to the metric's name
-    const ready = window.Plotly.newPlot(div, figure.data, figure.layout, PLOT_CONFIG);
-    const entry = register(name, div, ready);
-    ready.then(() => {
-      entry.ema = smoothAll(Array.from(div.data[0].y ?? []), weight).state;
-    });
+    register(name, div, window.Plotly.newPlot(div, figure.data, figure.layout, PLOT_CONFIG));
   }
 }
 
-// A metric seen for the first time: a new figure shaped like the server's scalar_figure.
-function addFigure(name) {
-  const figure = structuredClone(data.template);
+// An empty chart for `name`, shaped like the server's scalar_figure.
+function emptyFigure(name) {
+  const figure = structuredClone(template);
   figure.layout.title.text = data.titles?.[name] ?? name;
   figure.layout.yaxis.title.text = name;
   figure.layout.uirevision = name;
-  const wrap = document.createElement("figure");
-  wrap.className = "plot-wrap";
-  const div = document.createElement("div");
-  div.className = "plot";
+  return figure;
+}
+
+// A metric seen for the first time: a new, empty chart to grow.
+function addFigure(name) {
+  const figure = emptyFigure(name);
+  const wrap = el("figure", "plot-wrap");
+  const div = el("div", "plot");
   div.id = figureId(name);
   div.dataset.metric = name;
   div.setAttribute("role", "img");
@@ -90,8 +75,7 @@ function addFigure(name) {
   wrap.append(div);
   charts.append(wrap);
   document.getElementById("no-metrics").hidden = true;
-  const ready = window.Plotly.newPlot(div, figure.data, figure.layout, PLOT_CONFIG);
-  return register(name, div, ready);
+  return register(name, div, window.Plotly.newPlot(div, figure.data, figure.layout, PLOT_CONFIG));
 }
 
 let flushTimer = null;
@@ -100,35 +84,62 @@ function queuePoint(metric) {
   const entry = figures.get(metric.name) ?? addFigure(metric.name);
   entry.pending.x.push(metric.step);
   entry.pending.y.push(metric.value);
+  entry.pending.smoothed.push(metric.smoothed);
   if (flushTimer === null) flushTimer = setTimeout(flush, FLUSH_MS);
 }
 
 function flush() {
+  clearTimeout(flushTimer);
   flushTimer = null;
   for (const entry of figures.values()) {
     if (!entry.pending.x.length) continue;
-    const { x, y } = entry.pending;
-    entry.pending = { x: [], y: [] };
-    entry.ready = entry.ready.then(() => {
-      const smoothed = y.map((v) => smoothOne(entry.ema, v, weight));
-      return window.Plotly.extendTraces(entry.div, { x: [x, x], y: [y, smoothed] }, [0, 1]);
-    });
+    const { x, y, smoothed } = entry.pending;
+    entry.pending = { x: [], y: [], smoothed: [] };
+    entry.ready = entry.ready.then(() => window.Plotly.extendTraces(entry.div, { x: [x, x], y: [y, smoothed] }, [0, 1]));
   }
 }
 
-// Redraw every smoothed trace from its raw one, as scalar_figure would at this weight.
-function applySmoothing(w) {
-  weight = w;
-  for (const entry of figures.values()) {
-    entry.ready = entry.ready.then(() => {
-      const raw = Array.from(entry.div.data[0].y ?? []);
-      const { out, state } = smoothAll(raw, w);
-      entry.ema = state;
-      return window.Plotly.restyle(entry.div, { opacity: [w > 0 ? 0.3 : 1.0] }, [0]).then(() =>
-        window.Plotly.restyle(entry.div, { y: [out], visible: [w > 0 ? true : "legendonly"], meta: [{ smoothing: w }] }, [1]),
-      );
-    });
+// Every chart as the server drew it (a metric it has no points of yet starts empty again: the
+// stream that follows replays its points at the new weight).
+function drawScalars(answer) {
+  template = answer.template;
+  const names = new Set([...figures.keys(), ...Object.keys(answer.figures)]);
+  for (const name of names) {
+    const entry = figures.get(name) ?? addFigure(name);
+    const figure = answer.figures[name] ?? emptyFigure(name);
+    entry.pending = { x: [], y: [], smoothed: [] };
+    entry.ready = entry.ready.then(() => window.Plotly.react(entry.div, figure.data, figure.layout, PLOT_CONFIG));
   }
+  return Promise.all([...figures.values()].map((entry) => entry.ready));
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.detail ?? `the server answered ${response.status}`);
+  return body;
+}
+
+let scalarsTimer = null;
+let scalarsTicket = 0;
+
+// Ask the server for every chart at weight `w`; the newest answer wins. A live run's stream is
+// then restarted after the last point drawn, carrying values smoothed at `w`.
+async function loadScalars(w) {
+  const mine = ++scalarsTicket;
+  let answer;
+  try {
+    answer = await getJson(`${RUN_PATH}/scalars?smoothing=${encodeURIComponent(w)}`);
+  } catch (error) {
+    if (mine === scalarsTicket) showError(liveError, `Could not redraw the charts: ${error.message}`);
+    return;
+  }
+  if (mine !== scalarsTicket) return; // a newer weight was asked for: its answer wins
+  weight = answer.smoothing;
+  const live = source !== null;
+  stopFollowing(); // its points were smoothed at the old weight
+  await drawScalars(answer);
+  if (live && !FINAL.has(status)) follow(answer.last_event_id);
 }
 
 function setUrlParam(name, value) {
@@ -140,7 +151,8 @@ function setUrlParam(name, value) {
 slider?.addEventListener("input", () => {
   sliderOut.textContent = slider.value;
   setUrlParam("smoothing", slider.value);
-  applySmoothing(Number(slider.value));
+  clearTimeout(scalarsTimer);
+  scalarsTimer = setTimeout(() => loadScalars(Number(slider.value)), DEBOUNCE_MS);
 });
 
 // -- status, progress, ETA -----------------------------------------------------------------
@@ -179,25 +191,8 @@ function setTime(id, iso) {
   cell.replaceChildren(time);
 }
 
-async function fetchRun() {
-  const response = await fetch(`/api/runs/${encodeURIComponent(data.id)}`, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`the server answered ${response.status}`);
-  return response.json();
-}
-
-// Make the figures hold exactly what the store holds (the stream should already agree).
-function syncFigures(metrics) {
-  for (const [name, points] of Object.entries(metrics)) {
-    const entry = figures.get(name) ?? addFigure(name);
-    entry.ready = entry.ready.then(() => {
-      if ((entry.div.data[0].x ?? []).length === points.length) return undefined;
-      const x = points.map((p) => p[0]);
-      const y = points.map((p) => p[1]);
-      const { out, state } = smoothAll(y, weight);
-      entry.ema = state;
-      return window.Plotly.restyle(entry.div, { x: [x, x], y: [y, out] }, [0, 1]);
-    });
-  }
+function fetchRun() {
+  return getJson(RUN_PATH);
 }
 
 function showRun(run) {
@@ -225,25 +220,38 @@ async function ended() {
   try {
     const run = await fetchRun();
     showRun(run);
-    syncFigures(run.metrics);
     // The summary panels are rendered by the server from summary.json: reload once to get them.
-    if (run.status === "completed" && !data.has_summary) location.reload();
+    if (run.status === "completed" && !data.has_summary) {
+      location.reload();
+      return;
+    }
   } catch (error) {
-    liveError.textContent = `Could not read the finished run: ${error.message}`;
-    liveError.hidden = false;
+    showError(liveError, `Could not read the finished run: ${error.message}`);
+    return;
   }
+  // The charts as the store holds them now, every point (the stream should already agree).
+  await loadScalars(weight);
 }
 
-function follow() {
-  const source = new EventSource(`/api/runs/${encodeURIComponent(data.id)}/events?after=${data.last_event_id}`);
-  source.addEventListener("metric", (event) => queuePoint(JSON.parse(event.data)));
-  source.addEventListener("status", (event) => {
+function stopFollowing() {
+  source?.close();
+  source = null;
+}
+
+// Follow the run's events after metric id `after`, each metric smoothed by the server at the
+// page's weight (a reconnect sends Last-Event-ID and the server carries the average on).
+function follow(after) {
+  const query = new URLSearchParams({ after: String(after), smoothing: String(weight) });
+  const mine = new EventSource(`${RUN_PATH}/events?${query}`);
+  source = mine;
+  mine.addEventListener("metric", (event) => queuePoint(JSON.parse(event.data)));
+  mine.addEventListener("status", (event) => {
     const update = JSON.parse(event.data);
     const wasQueued = status === "queued";
     showStatus(update.status);
     showProgress(update.progress);
     if (FINAL.has(update.status)) {
-      source.close(); // the server ends the stream here; without close() the browser reconnects
+      stopFollowing(); // the server ends the stream here; without close() the browser reconnects
       ended();
       return;
     }
@@ -253,109 +261,112 @@ function follow() {
     }
     showEta();
   });
-  source.addEventListener("open", () => {
-    liveError.hidden = true;
-  });
-  source.addEventListener("error", () => {
-    if (FINAL.has(status)) return;
+  mine.addEventListener("open", () => showError(liveError, ""));
+  mine.addEventListener("error", () => {
+    if (FINAL.has(status) || source !== mine) return;
     // EventSource reconnects by itself (sending Last-Event-ID): say so while it does.
-    liveError.textContent = "Lost the live connection; reconnecting…";
-    liveError.hidden = false;
+    showError(liveError, "Lost the live connection; reconnecting…");
   });
 }
 
 cancelButton?.addEventListener("click", async () => {
   cancelButton.disabled = true;
   try {
-    const response = await fetch(`/api/runs/${encodeURIComponent(data.id)}/cancel`, {
-      method: "POST",
-      headers: { Accept: "application/json" },
-    });
+    const response = await fetch(`${RUN_PATH}/cancel`, { method: "POST", headers: { Accept: "application/json" } });
     const body = await response.json();
     if (!response.ok) throw new Error(body.detail ?? `the server answered ${response.status}`);
     showStatus(body.status);
   } catch (error) {
-    liveError.textContent = `Could not cancel: ${error.message}`;
-    liveError.hidden = false;
+    showError(liveError, `Could not cancel: ${error.message}`);
     cancelButton.disabled = false;
   }
 });
 
-// -- precision / recall --------------------------------------------------------------------
+// -- precision / recall: the server's curve and operating point, drawn ---------------------
 
 const prSelect = document.getElementById("pr-class");
 const threshold = document.getElementById("threshold");
 const thresholdOut = document.getElementById("threshold-out");
 const prDiv = document.getElementById("fig-pr");
 const prReadout = document.getElementById("pr-readout");
-let prClass = data.pr?.selected ?? 0;
 
-// The operating point as pr_figure marks it: the lowest listed threshold still >= the chosen one.
-function operatingPoint(curve, t) {
-  let at = 0;
-  curve.customdata.forEach((value, j) => {
-    if (value >= t) at = j;
-  });
-  return at;
-}
-
-function showOperatingPoint() {
-  if (!prDiv || !data.pr) return Promise.resolve();
-  const t = Number(threshold.value);
-  thresholdOut.textContent = threshold.value;
-  const curve = data.pr.figures[prClass].data[0];
-  const name = prSelect.options[prClass].text;
-  if (!curve.customdata.length) {
+// The readout of an answer of GET /api/runs/{id}/pr (the page's first one is in its data).
+function showReadout(pr, figure) {
+  const name = pr.pr_class;
+  if (!figure.data[0].customdata.length) {
     prReadout.textContent = `No held-out sample of class ${name}.`;
-    return Promise.resolve();
+    return;
   }
-  const at = operatingPoint(curve, t);
-  const recall = curve.x[at];
-  const precision = curve.y[at];
   prReadout.textContent =
-    `Class ${name} at p ≥ ${t.toFixed(2)}: precision ${precision.toFixed(3)}, ` +
-    `recall ${recall.toFixed(3)} (${data.pr.positives[prClass]} held-out samples of it).`;
-  if (!prDiv.data || prDiv.data.length < 2) return Promise.resolve(); // no marker trace
-  return window.Plotly.restyle(prDiv, { x: [[recall]], y: [[precision]], name: `${curve.name} at p ≥ ${t}` }, [1]);
+    `Class ${name} at p ≥ ${pr.threshold.toFixed(2)}: precision ${pr.precision.toFixed(3)}, ` +
+    `recall ${pr.recall.toFixed(3)} (${pr.positives} held-out samples of it).`;
 }
 
-function drawPr() {
-  const figure = data.pr.figures[prClass];
-  return window.Plotly.react(prDiv, structuredClone(figure.data), figure.layout, PLOT_CONFIG).then(showOperatingPoint);
+function drawPr(pr) {
+  const figure = pr.figure;
+  return window.Plotly.react(prDiv, figure.data, figure.layout, PLOT_CONFIG).then(() => showReadout(pr, figure));
+}
+
+let prTimer = null;
+let prTicket = 0;
+
+async function loadPr() {
+  const mine = ++prTicket;
+  const query = new URLSearchParams({ pr_class: prSelect.value, threshold: threshold.value });
+  try {
+    const answer = await getJson(`${RUN_PATH}/pr?${query}`);
+    if (mine !== prTicket) return; // a newer class or threshold was asked for: its answer wins
+    showError(liveError, "");
+    await drawPr(answer);
+  } catch (error) {
+    if (mine === prTicket) showError(liveError, `Could not draw the precision/recall curve: ${error.message}`);
+  }
+}
+
+function askPr(delay) {
+  clearTimeout(prTimer);
+  prTimer = setTimeout(loadPr, delay);
 }
 
 if (prDiv && data.pr) {
-  drawPr();
+  const k = data.pr.selected;
+  drawPr({
+    ...data.pr.at,
+    pr_class: prSelect.options[k].value,
+    positives: data.pr.positives[k],
+    figure: data.pr.figures[k],
+  });
   prSelect.addEventListener("change", () => {
-    prClass = prSelect.selectedIndex;
     setUrlParam("pr_class", prSelect.value);
-    drawPr();
+    askPr(0);
   });
   threshold.addEventListener("input", () => {
+    thresholdOut.textContent = threshold.value;
     setUrlParam("threshold", threshold.value);
-    showOperatingPoint();
+    askPr(DEBOUNCE_MS);
   });
 }
 
 // -- keys ----------------------------------------------------------------------------------
 
-document.addEventListener("keydown", (event) => {
-  if (!slider || event.altKey || event.ctrlKey || event.metaKey) return;
-  if (event.target.closest("input, textarea, select")) return; // sliders and fields keep their keys
-  const delta = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
-  if (!delta) return;
-  const step = 0.05;
-  const next = Math.min(Number(slider.max), Math.max(0, Math.round((Number(slider.value) + delta * step) * 100) / 100));
-  slider.value = String(next);
+const SMOOTHING_STEP = 0.05;
+
+function stepSmoothing(delta) {
+  if (!slider) return false;
+  const value = Math.round((Number(slider.value) + delta * SMOOTHING_STEP) * 100) / 100;
+  slider.value = String(Math.min(Number(slider.max), Math.max(0, value)));
   slider.dispatchEvent(new Event("input", { bubbles: true }));
-  event.preventDefault();
-});
+  return true;
+}
+
+// Sliders and fields keep their own arrow keys.
+bindKeys({ ArrowLeft: () => stepSmoothing(-1), ArrowRight: () => stepSmoothing(1) }, { ignore: "input, textarea, select" });
 
 // -- start ---------------------------------------------------------------------------------
 
 drawServerFigures();
 if (!FINAL.has(status)) {
-  follow();
+  follow(data.last_event_id);
   etaTimer = setInterval(() => showEta(), 1000);
   if (status === "queued") {
     queueTimer = setInterval(() => {

@@ -1,6 +1,8 @@
 // The runs page: launch a run (POST /api/runs, then go to its page), pick runs to compare in the
 // Tracking lesson, cancel queued or running ones, and keep the table's statuses current.
 
+import { showError } from "./dom.js";
+
 const { final_statuses: finalStatuses } = JSON.parse(document.getElementById("runs-data").textContent);
 const FINAL = new Set(finalStatuses);
 const POLL_MS = 2000;
@@ -13,11 +15,6 @@ const runsError = document.getElementById("runs-error");
 const table = document.getElementById("runs-table");
 const compare = document.getElementById("compare");
 const compareNote = document.getElementById("compare-note");
-
-function show(banner, message) {
-  banner.textContent = message;
-  banner.hidden = !message;
-}
 
 function fieldsets() {
   return [...form.querySelectorAll("fieldset.task-fields")];
@@ -42,7 +39,7 @@ function selectTask() {
     fieldset.hidden = !shown;
     fieldset.disabled = !shown;
   }
-  show(launchError, "");
+  showError(launchError, "");
   writeUrl();
 }
 
@@ -77,7 +74,7 @@ function markField(field) {
 
 async function launch(event) {
   event.preventDefault();
-  show(launchError, "");
+  showError(launchError, "");
   launchButton.disabled = true;
   try {
     const response = await fetch(form.dataset.api, {
@@ -94,10 +91,10 @@ async function launch(event) {
     if (typeof message !== "string") message = JSON.stringify(message);
     const retry = response.headers.get("Retry-After");
     if (response.status === 429 && retry) message += ` Try again in ${retry} s.`;
-    show(launchError, message);
+    showError(launchError, message);
     markField(body.field);
   } catch (error) {
-    show(launchError, `Could not reach the server: ${error.message}`);
+    showError(launchError, `Could not reach the server: ${error.message}`);
   } finally {
     launchButton.disabled = false;
   }
@@ -159,10 +156,10 @@ async function cancel(button) {
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail ?? `the server answered ${response.status}`);
-    show(runsError, "");
+    showError(runsError, "");
     poll();
   } catch (error) {
-    show(runsError, `Could not cancel: ${error.message}`);
+    showError(runsError, `Could not cancel: ${error.message}`);
     button.disabled = false;
   }
 }

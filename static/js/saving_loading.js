@@ -4,18 +4,13 @@
 // epochs and the optimizer switch live in the URL; an uploaded file cannot. Text from files and
 // from the server goes into the page through textContent only.
 
-import { el, fmt } from "./dom.js";
+import { bindKeys, el, FIELDS, fmt, showError } from "./dom.js";
 import { followRuns, launchRun } from "./follow.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("controls");
 const banner = $("lesson-error");
 const navigate = () => form.dispatchEvent(new CustomEvent("lesson:navigate"));
-
-function showError(message) {
-  banner.textContent = message;
-  banner.hidden = !message;
-}
 
 async function json(response) {
   const body = await response.json().catch(() => ({}));
@@ -45,12 +40,12 @@ function choose(runId, label) {
 $("train-run").addEventListener("click", async (event) => {
   const button = event.currentTarget;
   button.disabled = true;
-  showError("");
+  showError(banner, "");
   try {
     const id = await launchRun("digits-cnn", { epochs: 4 });
     choose(id, `${id} · digits-cnn · queued`);
   } catch (error) {
-    showError(error.message);
+    showError(banner, error.message);
     button.disabled = false;
   }
 });
@@ -69,7 +64,7 @@ $("resume").addEventListener("click", async (event) => {
   const status = runStatus();
   if (!status) return;
   button.disabled = true;
-  showError("");
+  showError(banner, "");
   const config = { epochs: Number($("epochs").value) };
   if (status.optimizerChoice === "yes") config.resume_optimizer = optimizerBox.checked;
   try {
@@ -82,24 +77,22 @@ $("resume").addEventListener("click", async (event) => {
     if (!response.ok) throw new Error(body.detail || `The server answered ${response.status}.`);
     choose(body.id, `${body.id} · ${status.task} (resumed) · queued`);
   } catch (error) {
-    showError(error.message);
+    showError(banner, error.message);
     syncResume();
   }
 });
 
-// Arrow keys: fewer or more epochs to resume (not while typing in a field).
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  const delta = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
-  if (!delta) return;
+// Arrow keys: fewer or more epochs to resume (not while in a field). At a bound the key is left
+// to the browser.
+function stepEpochs(delta) {
   const input = $("epochs");
   const next = Math.min(Number(input.max), Math.max(Number(input.min), Number(input.value) + delta));
-  if (String(next) === input.value) return;
-  event.preventDefault();
+  if (String(next) === input.value) return false;
   input.value = String(next);
   input.dispatchEvent(new Event("input", { bubbles: true }));
-});
+  return true;
+}
+bindKeys({ ArrowLeft: () => stepEpochs(-1), ArrowRight: () => stepEpochs(1) }, { ignore: FIELDS });
 
 document.addEventListener("lesson:updated", syncResume);
 followRuns(form, "run-status");
@@ -238,18 +231,18 @@ $("upload-file").addEventListener("change", async (event) => {
   file = event.target.files[0] || null;
   $("upload-evaluate").disabled = true;
   $("upload-result").replaceChildren();
-  showError("");
+  showError(banner, "");
   if (!file) return;
   try {
     const { response, body } = await send("/api/checkpoints/inspect");
     if (!response.ok) {
-      showError(body.detail || `The server answered ${response.status}.`);
+      showError(banner, body.detail || `The server answered ${response.status}.`);
       return;
     }
     showInspection(body);
     $("upload-evaluate").disabled = false;
   } catch (error) {
-    showError(`Could not reach the server: ${error.message}`);
+    showError(banner, `Could not reach the server: ${error.message}`);
   }
 });
 
@@ -257,18 +250,18 @@ $("upload-evaluate").addEventListener("click", async (event) => {
   const button = event.currentTarget;
   if (!file) return;
   button.disabled = true;
-  showError("");
+  showError(banner, "");
   try {
     const task = $("upload-task").value;
     const { response, body } = await send("/api/checkpoints/evaluate", task ? { task } : {});
     if (!response.ok) {
-      showError(body.detail || `The server answered ${response.status}.`);
+      showError(banner, body.detail || `The server answered ${response.status}.`);
       if (body.missing || body.unexpected || body.mismatched) showMismatch(body);
       return;
     }
     showEvaluation(body);
   } catch (error) {
-    showError(`Could not reach the server: ${error.message}`);
+    showError(banner, `Could not reach the server: ${error.message}`);
   } finally {
     button.disabled = false;
   }

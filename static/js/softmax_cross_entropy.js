@@ -1,5 +1,9 @@
-// Softmax lesson: the logit sliders write the typed "logits" field; +/- class reload the page.
+// Softmax lesson: the logit sliders write the typed "logits" field; +/- class reload the page;
+// the arrow keys choose the true class (left, right) and raise or lower its logit (up, down).
 // lesson.js does the updating: this file only asks for it, with events on the form.
+
+import { bindKeys, fmt, stepRadio, stepRange } from "./dom.js";
+
 const form = document.getElementById("controls");
 const update = () => form.dispatchEvent(new CustomEvent("lesson:update"));
 const navigate = () => form.dispatchEvent(new CustomEvent("lesson:navigate"));
@@ -13,7 +17,7 @@ function fromSliders() {
 for (const slider of sliders) {
   slider.addEventListener("input", () => {
     const out = form.querySelector(`output[data-for="${slider.id}"]`);
-    if (out) out.textContent = Number(slider.value).toFixed(2);
+    if (out) out.textContent = fmt(slider.value, 2); // as the page first wrote it
     fromSliders();
     update();
   });
@@ -42,4 +46,23 @@ document.getElementById("remove-class")?.addEventListener("click", () => {
     form.querySelector('input[name="target"][value="0"]').checked = true;
   }
   navigate();
+});
+
+function chooseTarget(delta) {
+  if (!stepRadio(form, "target", delta)) return false;
+  form.dispatchEvent(new CustomEvent("lesson:update", { detail: { delay: 0 } }));
+  return true;
+}
+
+// One key press moves the true class's logit slider five of its steps.
+function stepTargetLogit(delta) {
+  const target = form.querySelector('input[name="target"]:checked')?.value ?? "0";
+  return stepRange(form.querySelector(`input[data-logit="${target}"]`), delta * 5);
+}
+
+bindKeys({
+  ArrowLeft: () => chooseTarget(-1),
+  ArrowRight: () => chooseTarget(1),
+  ArrowUp: () => stepTargetLogit(1),
+  ArrowDown: () => stepTargetLogit(-1),
 });

@@ -3,16 +3,18 @@
 // API.md "Programs", steps "changes"), so stepping needs no request: the variables of a step are
 // rebuilt from the changes, from a saved state every CHECKPOINT steps. Run sends the edited code
 // to POST /api/tensors/run.
+// The heatmap is built by the server (app/viz/tensors.py heatmap, POST /api/tensors/heatmap) for
+// each tensor Value the page draws; the answers are kept, and the next and previous steps' are
+// asked for ahead, so stepping draws at once.
 // The state lives in the URL: ?example=<name>[&code=<edited program>]&step=<n>[&var=<tensor>].
 // Learner text only ever reaches the page through textContent.
+import { el, PLOT_CONFIG } from "./dom.js";
 import { storageColour, valueCard } from "./values.js";
 
 const data = JSON.parse(document.getElementById("tensors-data").textContent);
 const examples = data.form.examples;
 const URL_CODE_LIMIT = data.form.max_url_code_chars;
 const ARRAY_KINDS = ["tensor", "ndarray"];
-const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
-const MAX_LABELLED_CELLS = 64; // as app/viz/tensors.py
 const SHARED_NAMES_SHOWN = data.form.shared_names_shown;
 const CHECKPOINT = 32; // steps between saved states: a step costs at most this many changes
 
@@ -20,7 +22,7 @@ const $ = (id) => document.getElementById(id);
 const editor = $("code");
 const gutter = $("gutter");
 const plot = $("fig-heatmap");
-const baseLayout = JSON.parse(plot.closest(".plot-wrap").querySelector("script.plot-data").textContent).layout;
+const firstFigure = JSON.parse(plot.closest(".plot-wrap").querySelector("script.plot-data").textContent);
 
 // The program that ran and its trace; `step` is 1-based, 0 when there is nothing to show.
 const state = {
@@ -37,21 +39,10 @@ const state = {
   variable: data.form.var, // the tensor the learner picked for the heatmap ("" = automatic)
 };
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const isArray = (value) => value && ARRAY_KINDS.includes(value.kind);
 const count = () => state.steps.length + (state.error ? 1 : 0);
 const edited = () => state.code !== examples[state.example]?.code;
-
-function flatten(values) {
-  return Array.isArray(values) ? values.flatMap(flatten) : [values];
-}
 
 // --- every variable of a step, rebuilt from the changes (app/lessons/tensors.py apply_step) -------
 
@@ -167,8 +158,8 @@ function markChangedCells(card, before, value) {
   if (!isArray(before) || !same(before.shape, value.shape) || !before.values || !value.values) return;
   const grid = card.querySelector(":scope > table.grid, :scope > .slices");
   if (!grid) return;
-  const old = flatten(before.values);
-  const now = flatten(value.values);
+  const old = [before.values].flat(Infinity);
+  const now = [value.values].flat(Infinity);
   grid.querySelectorAll("td").forEach((td, i) => {
     if (!same(old[i], now[i])) td.classList.add("changed");
   });
@@ -226,49 +217,48 @@ function renderNotices() {
   $("budget-note").hidden = !state.fromPage || !state.notices.some((notice) => notice.includes("max_answer_bytes"));
 }
 
-function rows(values, shape) {
-  const flat = flatten(values).map((v) => {
-    if (typeof v === "boolean") return v ? 1 : 0;
-    return typeof v === "number" && Number.isFinite(v) ? v : null;
-  });
-  const columns = shape.length ? shape[shape.length - 1] : 1;
-  const out = [];
-  for (let i = 0; columns > 0 && i < flat.length; i += columns) out.push(flat.slice(i, i + columns));
-  return out;
+// --- the heatmap: drawn from the server's figure -------------------------------------------------
+
+const NO_TENSOR = {}; // the cache's key for a step with no tensor to draw
+const heatmaps = new WeakMap(); // Value -> Map(name -> Promise of the server's figure)
+let heatmapTicket = 0;
+
+// The server's heatmap of `value` under `name` (only what the figure needs is sent).
+function heatmapOf(name, value) {
+  const key = value ?? NO_TENSOR;
+  if (!heatmaps.has(key)) heatmaps.set(key, new Map());
+  const byName = heatmaps.get(key);
+  const label = name ?? "";
+  if (!byName.has(label)) {
+    const body = value ? { name, value: { kind: value.kind, shape: value.shape, dtype: value.dtype, values: value.values ?? null } } : { name: null, value: null };
+    const answer = fetch("/api/tensors/heatmap", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(body),
+    }).then(async (response) => {
+      const json = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(json.detail || `The server answered ${response.status}.`);
+      return json.figure;
+    });
+    answer.catch(() => byName.delete(label)); // a failed answer is asked for again next time
+    byName.set(label, answer);
+  }
+  return byName.get(label);
 }
 
-// The heatmap of app/viz/tensors.py, rebuilt in the browser for the current step.
-function heatmapFigure(name, value) {
-  const layout = structuredClone(baseLayout);
-  const setTitle = (text) => (layout.title = { ...layout.title, text });
-  // Nothing to draw: an empty heatmap, as app/viz/tensors.py empty().
-  const empty = (text) => {
-    setTitle(text);
-    layout.height = 260;
-    return { data: [{ type: "heatmap", z: [], showscale: false, hoverinfo: "skip" }], layout };
-  };
-  if (!name || !value) return empty("No tensor at this step");
-  const shape = value.shape;
-  const title = `${name}: ${value.kind === "tensor" ? "tensor" : "ndarray"} [${shape.join(", ")}], ${value.dtype}`;
-  if (value.values === null || value.values === undefined) return empty(`${title} (too many elements to draw)`);
-  setTitle(title);
-  const z = rows(value.values, shape);
-  const cells = z.reduce((sum, row) => sum + row.length, 0);
-  const trace = {
-    type: "heatmap",
-    z,
-    colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]],
-    xgap: 2,
-    ygap: 2,
-    hovertemplate: "row %{y}, column %{x}: %{z}<extra></extra>",
-    colorbar: { thickness: 12 },
-  };
-  if (cells <= MAX_LABELLED_CELLS) trace.texttemplate = "%{z:.4~g}";
-  const axis = (base, text, extra) => ({ ...base, title: { text }, dtick: 1, zeroline: false, ...extra });
-  layout.xaxis = axis(layout.xaxis, shape.length > 1 ? "column" : "index", {});
-  layout.yaxis = axis(layout.yaxis, shape.length > 1 ? "row" : "", { autorange: "reversed" });
-  layout.height = Math.max(220, Math.min(420, 90 + 44 * z.length));
-  return { data: [trace], layout };
+// What step `step` draws: the tensor's name and Value.
+function drawnAt(step) {
+  const view = stepView(step);
+  const name = heatmapVariable(view.variables, view.changed, state.variable);
+  return { name, value: name ? view.variables.get(name) : null };
+}
+
+// The server's figure for the page's own first view is already on the page.
+function keepFirstFigure() {
+  const { name, value } = drawnAt(state.step);
+  if (name !== data.result.variable) return;
+  const key = value ?? NO_TENSOR;
+  heatmaps.set(key, new Map([[name ?? "", Promise.resolve(firstFigure)]]));
 }
 
 function renderHeatmap(view) {
@@ -284,8 +274,25 @@ function renderHeatmap(view) {
     }),
   );
   select.disabled = arrays.length === 0;
-  const figure = heatmapFigure(name, name ? view.variables.get(name) : null);
-  if (window.Plotly) window.Plotly.react(plot, figure.data, figure.layout, PLOT_CONFIG);
+  const mine = ++heatmapTicket;
+  heatmapOf(name, name ? view.variables.get(name) : null).then(
+    (figure) => {
+      if (mine !== heatmapTicket || !window.Plotly) return; // the learner has moved on: newest wins
+      window.Plotly.react(plot, figure.data, figure.layout, PLOT_CONFIG);
+    },
+    (error) => {
+      if (mine !== heatmapTicket) return;
+      const message = $("program-message"); // the next step hides it again, and asks once more
+      message.textContent = `Could not draw the heatmap: ${error.message}`;
+      message.hidden = false;
+    },
+  );
+  // Ask for the neighbouring steps' figures now, so the arrow keys draw them at once.
+  for (const next of [view.step + 1, view.step - 1]) {
+    if (next < 1 || next > view.count) continue;
+    const ahead = drawnAt(next);
+    heatmapOf(ahead.name, ahead.value).catch(() => {});
+  }
 }
 
 function renderStepper(view) {
@@ -535,6 +542,7 @@ document.addEventListener("keydown", (event) => {
 
 syncGutter();
 indexTrace();
+keepFirstFigure();
 renderProgramInfo();
 render();
 pointTwin(query()); // the address bar is left as the learner typed it until they step

@@ -1,7 +1,9 @@
 // Tracking lesson: choosing runs, a metric, a run to describe or a class reloads the page (its
-// panels depend on them); smoothing and the threshold update in place through lesson.js. Runs
-// still training are followed live (follow.js), so the charts grow while you watch.
+// panels depend on them); smoothing and the threshold update in place through lesson.js, from
+// their sliders or the arrow keys. Runs still training are followed live (follow.js), so the
+// charts grow while you watch.
 
+import { bindKeys, showError, stepRange } from "./dom.js";
 import { followRuns, launchRun } from "./follow.js";
 
 const form = document.getElementById("controls");
@@ -19,15 +21,10 @@ document.getElementById("runs").addEventListener("change", () => {
   navigate();
 });
 
-function showError(message) {
-  banner.textContent = message;
-  banner.hidden = !message;
-}
-
 document.getElementById("train-three").addEventListener("click", async (event) => {
   const button = event.currentTarget;
   button.disabled = true;
-  showError("");
+  showError(banner, "");
   try {
     const ids = [];
     for (const rate of EXAMPLE_RATES) {
@@ -37,9 +34,19 @@ document.getElementById("train-three").addEventListener("click", async (event) =
     document.getElementById("focus").value = "0";
     navigate();
   } catch (error) {
-    showError(error.message);
+    showError(banner, error.message);
     button.disabled = false;
   }
+});
+
+// Five slider steps a key press: left and right smooth, up and down move the threshold.
+const smoothing = document.getElementById("smoothing");
+const threshold = document.getElementById("threshold");
+bindKeys({
+  ArrowLeft: () => stepRange(smoothing, -5),
+  ArrowRight: () => stepRange(smoothing, 5),
+  ArrowUp: () => stepRange(threshold, 5),
+  ArrowDown: () => stepRange(threshold, -5),
 });
 
 followRuns(form, "runs-readout");

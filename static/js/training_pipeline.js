@@ -3,6 +3,8 @@
 // lesson.js does the updating (URL, partial, figures): this file only moves the epoch slider and
 // lets its "input" event ask for the new view.
 
+import { bindKeys, FIELDS, showError } from "./dom.js";
+
 const form = document.getElementById("controls");
 const slider = document.getElementById("epoch");
 const epochsField = document.getElementById("epochs");
@@ -26,20 +28,17 @@ for (const [id, move] of Object.entries(moves)) {
   document.getElementById(id)?.addEventListener("click", () => goTo(move()));
 }
 
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
-  // Inputs (the slider and radios included) use the arrow keys themselves.
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  const keys = {
-    ArrowLeft: () => Number(slider.value) - 1,
-    ArrowRight: () => Number(slider.value) + 1,
-    Home: () => 0,
-    End: () => Number(slider.max),
-  };
-  if (!keys[event.key]) return;
-  event.preventDefault();
-  goTo(keys[event.key]());
-});
+// Inputs (the slider and radios included) use the arrow keys themselves.
+const stepTo = (epoch) => () => (goTo(epoch()), true);
+bindKeys(
+  {
+    ArrowLeft: stepTo(() => Number(slider.value) - 1),
+    ArrowRight: stepTo(() => Number(slider.value) + 1),
+    Home: stepTo(() => 0),
+    End: stepTo(() => Number(slider.max)),
+  },
+  { ignore: FIELDS },
+);
 
 // The slider runs from epoch 0 to the number of epochs: follow a new number before lesson.js
 // reads the form (this listener is on the field, the form's own runs after it).
@@ -62,11 +61,6 @@ function highlightStage() {
 form.addEventListener("change", (event) => {
   if (event.target.name === "stage") highlightStage();
 });
-
-function showError(message) {
-  banner.textContent = message;
-  banner.hidden = !message;
-}
 
 function detailOf(body, status) {
   const detail = body && body.detail;
@@ -92,12 +86,12 @@ runButton.addEventListener("click", async () => {
     });
     const body = await response.json().catch(() => null);
     if (!response.ok || !body || !body.id) {
-      showError(detailOf(body, response.status));
+      showError(banner, detailOf(body, response.status));
       return;
     }
     location.assign(`/runs/${encodeURIComponent(body.id)}`);
   } catch (error) {
-    showError(`Could not reach the server: ${error.message}`);
+    showError(banner, `Could not reach the server: ${error.message}`);
   } finally {
     runButton.disabled = false;
   }

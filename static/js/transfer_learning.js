@@ -1,17 +1,16 @@
 // Transfer learning lesson: the sliders set the examples per class and epochs of the runs the
 // button launches (the sweep table marks the choice in place, through lesson.js); the three
-// modes then train on the server and are followed live (follow.js).
+// modes then train on the server and are followed live (follow.js). The arrow keys step the two
+// sliders: left and right the examples, up and down the epochs.
 
+import { bindKeys, showError, stepRange } from "./dom.js";
 import { followRuns, launchRun } from "./follow.js";
 
 const form = document.getElementById("controls");
 const banner = document.getElementById("lesson-error");
+const examples = document.getElementById("examples");
+const epochs = document.getElementById("epochs");
 const MODES = ["feature-extract", "finetune", "scratch"];
-
-function showError(message) {
-  banner.textContent = message;
-  banner.hidden = !message;
-}
 
 document.getElementById("runs").addEventListener("change", () => {
   form.dispatchEvent(new CustomEvent("lesson:navigate"));
@@ -20,10 +19,10 @@ document.getElementById("runs").addEventListener("change", () => {
 document.getElementById("train-modes").addEventListener("click", async (event) => {
   const button = event.currentTarget;
   button.disabled = true;
-  showError("");
+  showError(banner, "");
   const config = {
-    examples_per_class: Number(document.getElementById("examples").value),
-    epochs: Number(document.getElementById("epochs").value),
+    examples_per_class: Number(examples.value),
+    epochs: Number(epochs.value),
   };
   try {
     const ids = [];
@@ -31,9 +30,16 @@ document.getElementById("train-modes").addEventListener("click", async (event) =
     document.getElementById("runs").value = ids.join(",");
     form.dispatchEvent(new CustomEvent("lesson:navigate"));
   } catch (error) {
-    showError(error.message);
+    showError(banner, error.message);
     button.disabled = false;
   }
+});
+
+bindKeys({
+  ArrowLeft: () => stepRange(examples, -1),
+  ArrowRight: () => stepRange(examples, 1),
+  ArrowUp: () => stepRange(epochs, 1),
+  ArrowDown: () => stepRange(epochs, -1),
 });
 
 followRuns(form, "transfer-readout");

@@ -6,10 +6,11 @@
 // the URL and refreshes the parts that depend on the pipeline alone (source, dataset, snippet).
 // An upload never goes in the URL. Learner text only reaches the page through textContent.
 
+import { bindKeys, el, FIELDS, fmt, PLOT_CONFIG, showError } from "./dom.js";
+
 const $ = (id) => document.getElementById(id);
 const data = JSON.parse($("transforms-data").textContent);
 const PALETTE = Object.fromEntries(data.palette.map((t) => [t.name, t]));
-const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 const CHANNEL_COLOURS = { R: "#c44e52", G: "#55a868", B: "#4c72b0", L: "#555555" }; // as app/viz/transforms.py
 
 const form = $("controls");
@@ -34,20 +35,6 @@ const state = {
   file: null,
   error: data.error ? data.error.message : "",
 };
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-/** As app/web/templating.py fmt(value, 4): 4 decimals without trailing zeros, else scientific. */
-function fmt(v) {
-  const a = Math.abs(v);
-  if (a !== 0 && (a >= 1e6 || a < 1e-4)) return v.toExponential(3).replace(/e([+-])(\d)$/, "e$10$2");
-  return String(Number(v.toFixed(4)));
-}
 
 // --- the pipeline as the URL writes it (app/lessons/transforms.py pipeline_to_url) -------------
 
@@ -365,21 +352,21 @@ strip.addEventListener("click", (event) => {
   if (card) select(Number(card.dataset.stage));
 });
 
-document.addEventListener("keydown", (event) => {
-  if (event.altKey || event.ctrlKey || event.metaKey) return;
-  if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
-  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
-  event.preventDefault();
-  select(state.stage + (event.key === "ArrowLeft" ? -1 : 1));
-});
+// The transforms' own fields keep their arrow keys.
+bindKeys(
+  {
+    ArrowLeft: () => (select(state.stage - 1), true),
+    ArrowRight: () => (select(state.stage + 1), true),
+  },
+  { ignore: FIELDS },
+);
 
 // --- talking to the server -----------------------------------------------------------------------
 
 // The stages on screen no longer match the pipeline when it fails: they are dimmed until it works.
-function showError(message, stale = true) {
+function showPipelineError(message, stale = true) {
   state.error = message;
-  banner.textContent = message;
-  banner.hidden = !message;
+  showError(banner, message);
   if (message && stale) strip.classList.add("stale");
   // Our messages start "Stage N (name): ...": mark that transform in the editor.
   const failed = Number(/^Stage (\d+)\b/.exec(message)?.[1] || 0);
@@ -403,19 +390,19 @@ async function apply() {
     const answer = await response.json().catch(() => ({}));
     if (ticket !== latest) return; // a newer pipeline has been sent: its answer wins
     if (!response.ok) {
-      showError(typeof answer.detail === "string" ? answer.detail : `The server answered ${response.status}.`);
+      showPipelineError(typeof answer.detail === "string" ? answer.detail : `The server answered ${response.status}.`);
       return;
     }
     state.stages = [answer.input, ...answer.stages];
     state.stage = Math.min(state.stage, state.stages.length - 1);
     stageField.value = String(state.stage);
-    showError("");
+    showPipelineError("");
     renderStages();
     renderDetail();
     await drawHistogram();
     strip.dataset.version = String(ticket); // lets a test wait for this answer
   } catch (error) {
-    if (ticket === latest) showError(`Could not reach the server: ${error.message}`);
+    if (ticket === latest) showPipelineError(`Could not reach the server: ${error.message}`);
   } finally {
     if (ticket === latest) document.body.classList.remove("applying");
   }
@@ -428,7 +415,7 @@ function scheduleApply(delay = 120) {
 
 // lesson.js clears the banner when its partial arrives; an error of ours still stands.
 document.addEventListener("lesson:updated", () => {
-  if (state.error) showError(state.error, false);
+  if (state.error) showPipelineError(state.error, false);
 });
 
 upload.addEventListener("change", () => {
@@ -453,5 +440,5 @@ sampleSelect.addEventListener("change", () => {
 
 renderPipeline();
 revealSelected();
-if (state.error) showError(state.error, false); // the server drew the stages up to the failure
+if (state.error) showPipelineError(state.error, false); // the server drew the stages up to the failure
 form.dataset.ready = "true";

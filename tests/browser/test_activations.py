@@ -121,11 +121,28 @@ def test_arrow_up_adds_a_layer_to_the_vanishing_gradient_stack(page: Page, plots
     expect(page.locator('output[data-for="depth"]')).to_have_text("21")
     wait_for_depth(page, 21)
     expect(page.locator("#lesson-output h2").nth(2)).to_contain_text("through 21 layers")
+    assert parse_qs(urlsplit(page.evaluate("location.href")).query)["depth"] == ["21"]
 
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
     expect(page.locator("#depth")).to_have_value("19")
     wait_for_depth(page, 19)
+    page.wait_for_function("() => new URLSearchParams(location.search).get('depth') === '19'")
+
+
+def test_arrow_keys_stay_with_a_field_being_typed_in_and_with_ctrl(page: Page, plots) -> None:
+    open_lesson(page, plots)
+    page.locator("#x_min").focus()
+    page.keyboard.press("ArrowRight")  # moves the caret in the number, not the activation
+    page.keyboard.press("ArrowLeft")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("Control+ArrowRight")
+    page.keyboard.press("Alt+ArrowUp")
+    assert checked_name(page) == "sigmoid"
+    expect(page.locator("#depth")).to_have_value("20")
+
+    page.keyboard.press("ArrowRight")  # outside a field the lesson has the key
+    assert checked_name(page) == "tanh"
 
 
 def test_sigmoid_gradients_vanish_toward_the_input(page: Page, plots) -> None:

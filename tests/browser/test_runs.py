@@ -82,6 +82,7 @@ def test_launched_run_grows_its_loss_chart_live_then_shows_what_it_learned(
     expect(page.locator("#run-progress")).to_have_js_property("value", 1)
 
     # The smoothing follows the arrow keys and the URL; the PR curve follows the class picked.
+    # Both are the server's numbers (smooth(), operating_point()), drawn as they came.
     page.locator("h1").click()
     page.keyboard.press("ArrowRight")
     page.wait_for_function("() => new URL(location.href).searchParams.get('smoothing') === '0.65'")
@@ -91,6 +92,14 @@ def test_launched_run_grows_its_loss_chart_live_then_shows_what_it_learned(
     assert parse_qs(urlsplit(page.url).query)["pr_class"] == ["7"]
     expect(page.locator("#pr-readout")).to_contain_text("Class 7 at p ≥ 0.50")
     assert plots.trace(page, "fig-pr")["name"] == "digit 7"
+    page.locator("#threshold").fill("0.3")
+    expect(page.locator("#pr-readout")).to_contain_text("Class 7 at p ≥ 0.30")
+    assert parse_qs(urlsplit(page.url).query)["threshold"] == ["0.3"]
+    point = httpx.get(f"{base_url}/api/runs/{run_id}/pr?pr_class=7&threshold=0.3").json()
+    marker = plots.trace(page, "fig-pr", 1)
+    assert marker["x"] == [point["recall"]] and marker["y"] == [point["precision"]]
+    assert marker["name"] == "digit 7 at p ≥ 0.3"
+    expect(page.locator("#pr-readout")).to_contain_text(f"precision {point['precision']:.3f}")
 
 
 def test_cancelling_a_long_run_from_its_page_on_a_phone(
@@ -101,11 +110,24 @@ def test_cancelling_a_long_run_from_its_page_on_a_phone(
     expect(page.locator("#run-status")).to_have_text(re.compile("queued|running"))
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     page.wait_for_function(f"() => {COUNT} > 0", timeout=RUN_TIMEOUT_MS)
+    # A new smoothing while it runs: the server redraws the charts, and the stream carries on
+    # after the last point drawn with values smoothed at the new weight.
+    page.locator("h1").click()
+    # Until the server's redraw arrives the old stream carries on at the old weight: wait for it.
+    with page.expect_response(lambda r: "/scalars?smoothing=0.55" in r.url):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('smoothing') === '0.55'")
+    grown = page.evaluate(COUNT)
+    page.wait_for_function(f"() => {COUNT} > {grown} + 20", timeout=RUN_TIMEOUT_MS)
+    raw_live, smoothed_live = page.evaluate(
+        "() => document.getElementById('fig-loss').data.slice(0, 2).map((t) => Array.from(t.y))"
+    )  # read together: a redraw between two reads would add points to one of them only
+    assert np.allclose(smoothed_live, smooth(raw_live, 0.55), rtol=0, atol=1e-12)
     page.click("#cancel-run")
     expect(page.locator("#run-status")).to_have_text("cancelled", timeout=RUN_TIMEOUT_MS)
     expect(page.locator("#cancel-run")).to_be_hidden()
-    # A cancelled run is not reloaded: its charts are the ones the stream grew, smoothed in the
-    # browser exactly as app.lessons.tracking.smooth does on the server.
+    # A cancelled run is not reloaded: its charts are the ones the stream grew, smoothed by the
+    # server exactly as app.lessons.tracking.smooth does over the whole series.
     # The final status comes after the run's last metric, so the store is complete now; the
     # chart catches up within its next drawing batch.
     api = httpx.get(f"{base_url}/api/runs/{run_id}").json()
@@ -113,7 +135,7 @@ def test_cancelling_a_long_run_from_its_page_on_a_phone(
     page.wait_for_function(f"n => {COUNT} >= n", arg=len(logged))
     raw = plots.values(page, "fig-loss", "y", 0)
     assert np.array_equal(raw, logged), f"{len(raw)} losses drawn, {len(logged)} logged"
-    plots.wait_for_values(page, "fig-loss", smooth(raw, 0.6), index=1, tol=1e-12)
+    plots.wait_for_values(page, "fig-loss", smooth(raw, 0.55), index=1, tol=1e-12)
 
     page.goto("/runs")
     expect(page.locator("#runs-table tbody tr").first.locator(".status-badge")).to_have_text(

@@ -116,6 +116,25 @@ def test_arrow_keys_choose_the_true_class_and_raise_its_logit(page: Page, plots)
     assert floats(query(page)["logits"][0]) == [2, 1.5, 0.1]
 
 
+def test_arrow_left_wraps_to_the_last_class_and_arrow_down_lowers_its_logit(
+    page: Page, plots
+) -> None:
+    open_lesson(page, plots)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+
+    page.keyboard.press("ArrowLeft")  # from class 0 round to the last one
+    expect(page.locator('input[name="target"][value="2"]')).to_be_checked()
+    plots.wait_for_number(page, "#loss-value", -math.log(softmax(DEFAULT_LOGITS)[2]), tol=1e-4)
+    assert query(page)["target"] == ["2"]
+
+    page.keyboard.press("ArrowDown")  # five slider steps of 0.1 down on class 2's logit
+    expect(page.locator("#logit-2")).to_have_value("-0.4")
+    p = softmax([2, 1, -0.4])
+    plots.wait_for_values(page, "fig-probabilities", p)
+    plots.wait_for_number(page, "#loss-value", -math.log(p[2]), tol=1e-4)
+    assert floats(query(page)["logits"][0]) == [2, 1, -0.4]
+
+
 def test_a_shared_link_opens_the_same_view(page: Page, plots) -> None:
     open_lesson(page, plots)
     page.locator('input[name="target"][value="2"]').check()

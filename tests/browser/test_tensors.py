@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
+
+from app.lessons.tensors import EXAMPLES
 
 LESSON = "/lessons/tensors"
 
@@ -247,3 +251,58 @@ def test_the_repeated_string_program_opens_under_the_budget_and_steps(
     page.keyboard.press("Home")
     label(page, "Step 1 of 2000")
     assert card_names(page) == ["s"]
+
+
+def test_each_steps_heatmap_is_the_servers_figure_drawn_at_once(page: Page, base_url: str) -> None:
+    """The page draws POST /api/tensors/heatmap's figure for the tensor of each step; the
+    neighbouring steps' figures are asked for ahead, so a key press draws without waiting."""
+    full = httpx.post(
+        f"{base_url}/api/tensors/run", json={"code": EXAMPLES["view"].code}, timeout=60
+    ).json()["steps"]
+    asked: list[tuple[str, Any]] = []  # (name, values) of every heatmap the page asked for
+
+    def note(request: Request) -> None:
+        if request.url.endswith("/api/tensors/heatmap"):
+            body = json.loads(request.post_data or "{}")
+            asked.append((body["name"], body["value"]["values"]))
+
+    page.on("request", note)
+    open_lesson(page, "example=view")
+    blur(page)
+    drawn_after_ms = []
+    for index, step in enumerate(full):
+        if index:
+            page.wait_for_timeout(100)  # the requests the page made have been reported here
+            before = list(asked)
+            drawn_after_ms.append(page.evaluate(PRESS_AND_TIME))  # ms from the key to the drawing
+            label(page, f"Step {index + 1} of {len(full)}")
+        name = page.locator("#heatmap-var").input_value()
+        value = step["variables"][name]
+        if index:
+            # The step's figure was asked for before its key was pressed: drawn without waiting.
+            assert (name, value["values"]) in before, (index, name)  # 1 == 1.0: JSON's numbers
+        expected = httpx.post(
+            f"{base_url}/api/tensors/heatmap", json={"name": name, "value": value}
+        ).json()["figure"]
+        page.wait_for_function(
+            "([z, title]) => { const d = document.getElementById('fig-heatmap');"
+            " return JSON.stringify(d.data[0].z) === JSON.stringify(z)"
+            " && d.layout.title.text === title; }",
+            arg=[expected["data"][0]["z"], expected["layout"]["title"]["text"]],
+        )
+        assert np.array_equal(np.asarray(value["values"], dtype=float).reshape(-1), np.asarray(
+            expected["data"][0]["z"], dtype=float).reshape(-1))  # fmt: skip
+    print("heatmap drawn after a key press (ms):", [round(t) for t in drawn_after_ms])
+
+
+# Press ArrowRight in the page and answer how many ms later Plotly had redrawn the heatmap.
+PRESS_AND_TIME = """() => new Promise((resolve) => {
+    const div = document.getElementById('fig-heatmap');
+    const started = performance.now();
+    const done = () => {
+        div.removeListener('plotly_afterplot', done);
+        resolve(performance.now() - started);
+    };
+    div.on('plotly_afterplot', done);
+    document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight', bubbles: true}));
+})"""

@@ -61,6 +61,22 @@ def test_arrow_keys_change_smoothing_and_threshold_and_the_url_keeps_them(
     expect(page.locator("#threshold")).to_have_value("0.55")
 
 
+def test_arrow_left_smooths_less_and_arrow_down_lowers_the_threshold(page: Page, plots) -> None:
+    page.goto(LESSON + "?smoothing=0.6&threshold=0.5")
+    plots.wait_drawn(page, "fig-scalars", "fig-pr")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#smoothing")).to_have_value("0.55")
+    page.wait_for_function(
+        "() => document.getElementById('fig-scalars').data[1].meta.smoothing === 0.55"
+    )
+    raw = plots.values(page, "fig-scalars", index=0)
+    assert np.allclose(plots.values(page, "fig-scalars", index=1), smooth(raw, 0.55), rtol=1e-6)
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#threshold")).to_have_value("0.45")
+    page.wait_for_function("() => location.search.includes('threshold=0.45')")
+    assert state(page)["smoothing"] == ["0.55"] and state(page)["threshold"] == ["0.45"]
+
+
 def test_three_runs_launched_from_the_page_are_followed_until_they_finish(
     page: Page, plots
 ) -> None:

@@ -46,6 +46,19 @@ def test_arrow_keys_step_examples_and_epochs_and_the_url_keeps_them(page: Page, 
     expect(page.locator("#metric")).to_have_value("val_loss")
 
 
+def test_arrow_left_takes_fewer_examples_and_arrow_up_more_epochs(page: Page, plots) -> None:
+    page.goto(LESSON)
+    plots.wait_drawn(page, "fig-sweep")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("#examples")).to_have_value("9")
+    page.wait_for_function("() => location.search.includes('examples=9')")
+    page.keyboard.press("ArrowUp")
+    expect(page.locator("#epochs")).to_have_value("16")
+    page.wait_for_function("() => location.search.includes('epochs=16')")
+    page.wait_for_function("() => document.getElementById('fig-sweep').layout.shapes[0].x0 === 9")
+    assert state(page)["examples"] == ["9"] and state(page)["epochs"] == ["16"]
+
+
 def test_the_three_modes_launched_from_the_page_train_live(page: Page, plots) -> None:
     page.goto(LESSON + "?examples=3&epochs=4")
     plots.wait_drawn(page, "fig-curves")

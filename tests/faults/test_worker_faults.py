@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 import tests.jobs.worker_tasks  # noqa: F401  (registers the test-only task "test-sleepy")
 from app.config import Settings
-from app.jobs.runner import STAGING_DIR
+from app.jobs.run_worker import STAGING_DIR
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE
 from app.main import create_app
 from tests.support import finished, launch, wait_for
@@ -115,8 +115,10 @@ def test_a_full_disk_under_the_tensorboard_files_does_not_stop_the_supervisor(
     event_file = Path(
         os.fsdecode(active.scalars.file_writer.event_writer._general_file_writer.filename)
     )
-    event_file.unlink()
-    event_file.symlink_to("/dev/full")
+    # Swapped in one rename: the writer appends by path, and may recreate an unlinked file.
+    swap = event_file.with_name(event_file.name + ".full")
+    swap.symlink_to("/dev/full")
+    os.replace(swap, event_file)
     active.scalars.flush()
 
     run = finished(client, run_id)

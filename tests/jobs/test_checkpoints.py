@@ -4,6 +4,7 @@ with a real file (crafted pickles and zips included)."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
@@ -23,18 +24,21 @@ import torch
 from torch import nn
 
 from app.config import Settings
+from app.jobs import safe_load
 from app.jobs.checkpoints import (
     ArchitectureMismatch,
-    CheckpointError,
-    CheckpointLimits,
-    CheckpointRefused,
     evaluate_checkpoint,
     inspect_checkpoint,
     open_checkpoint,
+)
+from app.jobs.classifier import DigitsCNN, digits_split
+from app.jobs.safe_load import (
+    CheckpointError,
+    CheckpointLimits,
+    CheckpointRefused,
     python3_name,
     unsafe_globals,
 )
-from app.jobs.classifier import DigitsCNN, digits_split
 from app.jobs.tasks import ConfigError, linear_data
 from app.jobs.transfer import DigitsNet
 
@@ -590,3 +594,16 @@ def test_a_storage_that_claims_more_bytes_than_its_record_is_refused() -> None:
     data = torch_zip(buffer.getvalue(), {"0": bytes(16)})
     with pytest.raises(CheckpointError, match="torch.load could not read the file: record size"):
         open_checkpoint(data, LIMITS)
+
+
+def test_the_safe_load_gate_imports_nothing_of_the_app() -> None:
+    """The gate knows no task: app.jobs.safe_load imports only the standard library and torch."""
+    tree = ast.parse(Path(safe_load.__file__).read_text())
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported and not [name for name in imported if name.startswith("app")]

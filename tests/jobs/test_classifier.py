@@ -53,6 +53,28 @@ def test_training_learns_and_the_summary_is_consistent() -> None:
     }
 
 
+def test_a_resumed_digits_run_steps_at_the_new_rate_from_the_checkpoints_momentum() -> None:
+    first = train_digits({"epochs": 1, "learning_rate": 0.05}, lambda *_: None, lambda: False)
+    checkpoint = {"model": first.model_state, "optimizer": first.optimizer_state, "epoch": 1}
+    calls = iter(range(2))  # should_stop: one optimizer step, then stop
+    resumed = train_digits(
+        {"epochs": 1, "learning_rate": 0.02},
+        lambda *_: None,
+        lambda: next(calls, 1) >= 1,
+        resume=checkpoint,
+    )
+    assert [g["lr"] for g in resumed.optimizer_state["param_groups"]] == [0.02]
+    for index, key in enumerate(["conv.weight", "conv.bias", "fc.weight", "fc.bias"]):
+        saved = first.optimizer_state["state"][index]["momentum_buffer"]
+        buffer = resumed.optimizer_state["state"][index]["momentum_buffer"]
+        moved = (first.model_state[key] - resumed.model_state[key]).double().flatten()
+        # SGD with momentum 0.9: buf = 0.9 buf_saved + grad, p -= lr * buf; solved for lr.
+        rate = float(moved @ buffer.double().flatten() / (buffer.double().flatten() ** 2).sum())
+        assert abs(rate - 0.02) < 2e-5, key
+        assert not torch.allclose(buffer, saved)  # one more step's gradient went in
+    assert first.optimizer_state["param_groups"][0]["lr"] == 0.05  # the checkpoint is untouched
+
+
 def test_a_digits_run_writes_pr_curves_images_and_scalars_tensorboard_reads(
     tmp_path: Path,
 ) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 import tests.jobs.worker_tasks  # noqa: F401  (registers the test-only task)
+from app.jobs import run_worker
 from app.jobs.runner import LocalRunner, QueueFull
 from app.jobs.store import Run, RunStore
 from app.jobs.tasks import ConfigError
@@ -161,3 +163,18 @@ def test_a_resumed_digits_run_reproduces_the_unbroken_run_only_with_its_optimize
     assert loss["fresh"] != loss["kept"]  # momentum restarted from zero: another path
     epochs = [v for _, v in runner.store.metrics(kept)["epoch"]]
     assert epochs == [3, 4]
+
+
+def test_the_worker_side_never_touches_the_store_or_the_supervisor() -> None:
+    """What runs in a run's process (app.jobs.run_worker) imports neither the run store nor the
+    runner: the supervisor in the server is the store's one writer."""
+    tree = ast.parse(Path(run_worker.__file__).read_text())
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    names = {
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert "app.jobs.tasks" in modules
+    assert not {"app.jobs.store", "app.jobs.runner"} & (modules | names)

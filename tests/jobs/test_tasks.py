@@ -82,7 +82,7 @@ def test_config_out_of_bounds(config: dict[str, object], field: str, bound: str)
 def test_registry_describes_fields() -> None:
     with pytest.raises(UnknownTask):
         get_task("nope")
-    desc = get_task("linear-regression").describe()
+    desc = get_task("linear-regression").info()
     fields = {f["name"]: f for f in desc["fields"]}
     assert fields["epochs"]["minimum"] == 1 and fields["epochs"]["maximum"] == 500
     assert fields["stage"]["enum"] == ["manual", "autograd", "nn"]

@@ -3,16 +3,20 @@ to digits 5-9 from a few examples, checked against independent recomputation."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import product
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from sklearn.datasets import load_digits
 
-from app.jobs import get_task
+from app.jobs import ConfigError, get_task
 from app.jobs import transfer as tr
 from app.jobs.classifier import digits_split
+from tests.support import finished, launch
 
 
 def _train(**config: Any) -> tuple[Any, list[tuple[int, str, float]]]:
@@ -20,6 +24,28 @@ def _train(**config: Any) -> tuple[Any, list[tuple[int, str, float]]]:
     with torch.random.fork_rng(devices=[]):
         result = tr.train_transfer(config, lambda *m: logged.append(m), lambda: False)
     return result, logged
+
+
+def _checkpoint(result: Any, mode: str) -> dict[str, Any]:
+    """What the worker saves for ``result`` (save_checkpoint's keys)."""
+    return {
+        "model": result.model_state,
+        "optimizer": result.optimizer_state,
+        "epoch": result.epoch,
+        "task": "transfer",
+        "config": tr.TransferConfig(mode=mode).model_dump(),
+    }
+
+
+def _steps(count: int) -> Any:
+    """A ``should_stop`` that lets ``count`` optimizer steps run, then stops the loop."""
+    calls = iter(range(count + 1))
+    return lambda: next(calls, count) >= count
+
+
+def _resume(config: dict[str, Any], checkpoint: dict[str, Any], steps: int) -> Any:
+    with torch.random.fork_rng(devices=[]):
+        return tr.train_transfer(config, lambda *_: None, _steps(steps), resume=checkpoint)
 
 
 def _series(logged: list[tuple[int, str, float]], name: str) -> list[float]:
@@ -134,7 +160,7 @@ def test_a_resumed_transfer_run_continues_the_unbroken_one_exactly() -> None:
 
 
 def test_the_task_is_listed_with_its_modes_and_bounds() -> None:
-    spec = get_task("transfer").describe()
+    spec = get_task("transfer").info()
     fields = {f["name"]: f for f in spec["fields"]}
     assert fields["mode"]["enum"] == ["feature-extract", "finetune", "scratch"]
     assert fields["examples_per_class"]["maximum"] == 100
@@ -146,3 +172,137 @@ def test_the_script_saves_a_state_dict_plain_torch_loads(tmp_path: Any) -> None:
     state = torch.load(out, weights_only=True)
     source, _ = tr.pretrained()
     assert all(torch.equal(state[k], source[k]) for k in source)
+
+
+BODY = ("features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias")
+HEAD = ("classifier.weight", "classifier.bias")
+
+
+def _rate_used(before: torch.Tensor, after: torch.Tensor, buffer: torch.Tensor) -> float:
+    """The learning rate one SGD step used: p_new = p_old - lr * buf_new (momentum, no
+    dampening), solved for lr by least squares over every element."""
+    moved = (before - after).double().flatten()
+    buf = buffer.double().flatten()
+    return float(moved @ buf / (buf @ buf))
+
+
+def test_a_resumed_finetune_run_steps_each_group_at_the_new_configs_rate() -> None:
+    first, _ = _train(mode="finetune", epochs=1)
+    checkpoint = _checkpoint(first, "finetune")
+    config = {"mode": "finetune", "epochs": 1, "learning_rate": 0.02, "body_lr_factor": 0.5}
+    resumed = _resume(config, checkpoint, steps=1)
+    groups = resumed.optimizer_state["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.02 * 0.5, 0.02])
+    assert [g["momentum"] for g in groups] == [0.9, 0.9]
+    # The rate the step really took, read off the tensors: the body at 0.01, the head at 0.02
+    # (the checkpoint's own rates were 0.005 and 0.05).
+    state = resumed.optimizer_state["state"]
+    for index, key in enumerate(BODY + HEAD):
+        rate = _rate_used(
+            first.model_state[key], resumed.model_state[key], state[index]["momentum_buffer"]
+        )
+        assert rate == pytest.approx(0.01 if key in BODY else 0.02, rel=1e-3), key
+    assert checkpoint["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005)  # untouched
+
+
+def test_resume_optimizer_false_starts_empty_and_true_restores_the_checkpoints_buffers() -> None:
+    first, _ = _train(mode="finetune", epochs=2)
+    checkpoint = _checkpoint(first, "finetune")
+    saved = first.optimizer_state["state"]
+    kept = _resume({"mode": "finetune", "learning_rate": 0.01}, checkpoint, steps=0)
+    fresh = _resume({"mode": "finetune", "resume_optimizer": False}, checkpoint, steps=0)
+    # Stopped before the first step: the model is the checkpoint's either way.
+    for result in (kept, fresh):
+        assert all(torch.equal(result.model_state[k], first.model_state[k]) for k in BODY + HEAD)
+        assert result.epoch == 2
+    assert fresh.optimizer_state["state"] == {}  # no momentum yet: SGD makes it on step one
+    assert sorted(kept.optimizer_state["state"]) == sorted(saved) == list(range(6))
+    for index, entry in saved.items():
+        restored = kept.optimizer_state["state"][index]["momentum_buffer"]
+        assert torch.equal(restored, entry["momentum_buffer"])
+        assert restored.data_ptr() != entry["momentum_buffer"].data_ptr()  # a copy
+    assert [g["lr"] for g in kept.optimizer_state["param_groups"]] == pytest.approx([0.001, 0.01])
+
+
+def _fits_in_plain_torch(saved_mode: str, mode: str) -> bool:
+    """Whether PyTorch's own ``load_state_dict`` takes one mode's optimizer state into
+    another's optimizer."""
+    with torch.random.fork_rng(devices=[]):
+        _, saved = tr.build_model(tr.TransferConfig(mode=saved_mode))
+        _, fresh = tr.build_model(tr.TransferConfig(mode=mode))
+    try:
+        fresh.load_state_dict(saved.state_dict())
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("saved_mode", "mode"), list(product(tr.MODES, tr.MODES)))
+def test_check_resume_refuses_exactly_the_optimizers_torch_cannot_load(
+    saved_mode: str, mode: str
+) -> None:
+    first, _ = _train(mode=saved_mode, epochs=1, examples_per_class=2)
+    checkpoint = _checkpoint(first, saved_mode)
+    config = tr.TransferConfig(mode=mode)
+    if _fits_in_plain_torch(saved_mode, mode):
+        tr.check_resume(config, checkpoint)
+        _resume({"mode": mode, "epochs": 1, "examples_per_class": 2}, checkpoint, steps=2)
+    else:
+        with pytest.raises(ConfigError, match="resume_optimizer=false") as refused:
+            tr.check_resume(config, checkpoint)
+        assert f"({saved_mode} mode)" in str(refused.value)
+        assert f"({mode} mode)" in str(refused.value)
+        # The worker refuses the same way if it is ever handed one: no torch ValueError.
+        with pytest.raises(ConfigError, match="parameter group"):
+            _resume({"mode": mode}, checkpoint, steps=1)
+    # A fresh optimizer never needs the saved one to fit.
+    tr.check_resume(config.model_copy(update={"resume_optimizer": False}), checkpoint)
+
+
+@pytest.fixture
+def transfer_run(client: TestClient) -> Iterator[str]:
+    """A completed feature-extract transfer run, over the real HTTP API."""
+    run_id = launch(client, "transfer", {"mode": "feature-extract", "epochs": 1})
+    run = finished(client, run_id)
+    assert run["status"] == "completed", run["error"]
+    yield run_id
+
+
+def test_resuming_in_another_mode_with_its_optimizer_is_a_422_naming_both(
+    client: TestClient, transfer_run: str
+) -> None:
+    before = len(client.get("/api/runs").json()["runs"])
+    body = {"task": "transfer", "config": {"mode": "finetune"}, "resume_from": transfer_run}
+    refused = client.post("/api/runs", json=body)
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    for text in (
+        transfer_run,
+        "feature-extract mode",
+        "1 parameter group (2 tensors)",
+        "finetune mode",
+        "2 parameter groups (4 and 2 tensors)",
+        "resume_optimizer=false",
+    ):
+        assert text in detail, text
+    assert refused.json()["field"] == "resume_optimizer"
+    assert len(client.get("/api/runs").json()["runs"]) == before  # nothing was queued
+
+    body["config"] = {"mode": "finetune", "resume_optimizer": False}
+    accepted = client.post("/api/runs", json=body)
+    assert accepted.status_code == 202, accepted.text
+    run = finished(client, accepted.json()["id"])
+    assert run["status"] == "completed", run["error"]
+    assert run["config"]["mode"] == "finetune" and run["config"]["epochs"] == 1
+    assert run["metrics"]["epoch"][-1][1] == 2  # the epochs count on from the checkpoint's
+
+
+def test_a_checkpoint_without_optimizer_state_resumes_only_with_a_fresh_optimizer() -> None:
+    first, _ = _train(mode="finetune", epochs=1, examples_per_class=2)
+    bare = {k: v for k, v in _checkpoint(first, "finetune").items() if k != "optimizer"}
+    config = tr.TransferConfig(mode="finetune")
+    with pytest.raises(ConfigError, match="no optimizer state.*resume_optimizer=false"):
+        tr.check_resume(config, bare)
+    tr.check_resume(config.model_copy(update={"resume_optimizer": False}), bare)
+    fresh = _resume({"mode": "finetune", "resume_optimizer": False}, bare, steps=0)
+    assert fresh.optimizer_state["state"] == {} and fresh.epoch == 1

@@ -225,7 +225,7 @@ def test_map_previews_are_min_max_scaled_per_map_and_shrunk_to_the_preview_side(
     (big,) = cnn.map_pngs(torch.rand(1, 1000, 500), 100, [cnn.VIRIDIS])
     assert decode(big).size == (50, 100)  # blocks of 10×10 pixels averaged
     values = torch.tensor([[[0.0, 255.0], [51.0, 102.0]]])
-    (fixed,) = cnn.map_pngs(values, 384, [cnn.CHANNEL_LUTS["R"]], 0.0, 255.0)
+    (fixed,) = cnn.map_pngs(values, 384, [cnn.CHANNEL_LUTS["R"]], (0.0, 255.0))
     assert np.asarray(decode(fixed)).tolist() == [[0, 255], [51, 102]]  # a fixed 0..255 scale
 
 

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageFile, ImageOps
 
 from app.lessons.errors import LessonInputError
@@ -15,6 +16,7 @@ from app.lessons.images import (
     SAMPLES,
     ImageTooLarge,
     UnsupportedImage,
+    display_levels,
     open_image,
     sample_image,
     sample_png,
@@ -185,3 +187,47 @@ def test_the_tiny_sample_is_the_notes_five_by_five_picture() -> None:
 def test_an_unknown_sample_is_refused() -> None:
     with pytest.raises(LessonInputError, match="Unknown sample"):
         sample_image("cat")
+
+
+# ---- tensors shown as pictures: one scaling for the CNN maps and the Transforms previews ------
+
+
+def numpy_levels(x: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float) -> np.ndarray:
+    """(x - lo) / (hi - lo) on 0..255, rounded half to even as torch rounds; a flat one is 128."""
+    span = np.broadcast_to(np.asarray(hi, dtype=np.float64) - lo, x.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(span > 0, (x - lo) / span, 0.5)
+    return np.clip(np.round(scaled * 255), 0, 255).astype(np.uint8)
+
+
+def test_display_levels_min_max_scale_each_channel_on_its_own() -> None:
+    rng = np.random.default_rng(4)
+    x = np.stack([rng.normal(0, 3, (5, 7)), rng.uniform(10, 20, (5, 7)), np.full((5, 7), 2.5)])
+    levels = display_levels(torch.from_numpy(x))
+    lo, hi = x.min(axis=(1, 2), keepdims=True), x.max(axis=(1, 2), keepdims=True)
+    assert levels.dtype == torch.uint8 and tuple(levels.shape) == (3, 5, 7)
+    np.testing.assert_array_equal(levels.numpy(), numpy_levels(x, lo, hi))
+    assert levels[0].min() == 0 and levels[0].max() == 255  # the smallest dark, the largest bright
+    assert (levels[2] == 128).all()  # a flat channel is the middle level, not 0 / 0
+
+
+def test_display_levels_on_a_known_scale_keep_its_values() -> None:
+    x = np.array([[[0.0, 0.2, 0.5], [0.9, 1.0, 0.3]], [[0.1] * 3, [0.1] * 3]])  # in [0, 1]
+    levels = display_levels(torch.from_numpy(x), (0.0, 1.0))
+    np.testing.assert_array_equal(levels.numpy(), numpy_levels(x, 0.0, 1.0))  # x * 255
+    assert levels[1].tolist() == [[26] * 3] * 2  # flat, yet on the scale: 0.1 * 255, not 128
+    pixels = np.array([[[0.0, 255.0], [51.0, 300.0]]])  # 0..255, one value past the end
+    levels = display_levels(torch.from_numpy(pixels), (0.0, 255.0))
+    assert levels.tolist() == [[[0, 255], [51, 255]]]
+
+
+def test_display_levels_take_the_range_before_the_preview_is_shrunk() -> None:
+    x = np.arange(16, dtype=np.float64).reshape(1, 4, 4)  # 0..15
+    halves = x.reshape(1, 2, 2, 2, 2).mean(axis=(2, 4))  # 2×2 block means: 2.5 .. 12.5
+
+    def shrink(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(t[None], 2)[0]
+
+    levels = display_levels(torch.from_numpy(x), None, shrink)
+    np.testing.assert_array_equal(levels.numpy(), numpy_levels(halves, 0.0, 15.0))
+    assert levels.min() > 0 and levels.max() < 255  # the full map's 0 and 15 are the ends

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from app.jobs.checkpoints import CheckpointLimits
 from app.jobs.classifier import DigitsCNN, digits_split
+from app.jobs.safe_load import CheckpointLimits
 from app.jobs.tasks import TrainResult, save_checkpoint
 from app.lessons import saving_loading as saving
 from app.lessons.errors import LessonInputError

@@ -15,8 +15,31 @@ from torch.utils.data import DataLoader
 from app.lessons import transforms as T
 from app.lessons.errors import LessonInputError, LimitExceeded
 from app.lessons.images import sample_image
+from app.lessons.transform_classes import (
+    CLASSES,
+    PICTURES,
+    CenterCrop,
+    Compose,
+    Grayscale,
+    HorizontalFlip,
+    MultiplyTransform,
+    Normalize,
+    PictureDataset,
+    RandomCrop,
+    Resize,
+    Rotate,
+    ToTensor,
+    Transform,
+)
+from app.lessons.transform_pipeline import (
+    Step,
+    TransformLimits,
+    check_pipeline,
+    pipeline_from_url,
+    pipeline_to_url,
+)
 
-LIMITS = T.TransformLimits()
+LIMITS = TransformLimits()
 
 
 def picture(height: int = 6, width: int = 8, seed: int = 0) -> Image.Image:
@@ -34,8 +57,8 @@ def decode(data_url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))))
 
 
-def steps(text: str, limits: T.TransformLimits | None = LIMITS) -> list[T.Step]:
-    return T.check_pipeline(T.pipeline_from_url(text), limits)
+def steps(text: str, limits: TransformLimits | None = LIMITS) -> list[Step]:
+    return check_pipeline(pipeline_from_url(text), limits)
 
 
 # ---- each transform against NumPy / Pillow ------------------------------------------------------
@@ -43,7 +66,7 @@ def steps(text: str, limits: T.TransformLimits | None = LIMITS) -> list[T.Step]:
 
 def test_to_tensor_is_the_hwc_array_transposed_to_chw_over_255() -> None:
     image = picture(5, 7)
-    x = T.ToTensor()(image)
+    x = ToTensor()(image)
     expected = np.asarray(image).transpose(2, 0, 1) / 255
     assert x.dtype == torch.float32 and tuple(x.shape) == (3, 5, 7)
     np.testing.assert_allclose(x.numpy(), expected, rtol=0, atol=1e-7)
@@ -51,81 +74,81 @@ def test_to_tensor_is_the_hwc_array_transposed_to_chw_over_255() -> None:
 
 def test_to_tensor_of_a_grayscale_picture_has_one_channel() -> None:
     gray = picture(4, 6).convert("L")
-    x = T.ToTensor()(gray)
+    x = ToTensor()(gray)
     assert tuple(x.shape) == (1, 4, 6)
     np.testing.assert_allclose(x[0].numpy(), np.asarray(gray) / 255, atol=1e-7)
 
 
 def test_to_tensor_refuses_a_tensor() -> None:
     with pytest.raises(LessonInputError, match="already"):
-        T.ToTensor()(torch.zeros(3, 2, 2))
+        ToTensor()(torch.zeros(3, 2, 2))
 
 
 def test_normalize_is_x_minus_mean_over_std_per_channel() -> None:
-    x = T.ToTensor()(picture())
+    x = ToTensor()(picture())
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    out = T.Normalize(mean, std)(x)
+    out = Normalize(mean, std)(x)
     expected = (x.numpy() - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6, atol=1e-6)
-    one = T.Normalize([0.5], [0.25])(x)  # one value for every channel
+    one = Normalize([0.5], [0.25])(x)  # one value for every channel
     np.testing.assert_allclose(one.numpy(), (x.numpy() - 0.5) / 0.25, rtol=1e-6, atol=1e-6)
 
 
 def test_normalize_with_the_wrong_number_of_channels_says_how_many() -> None:
-    gray = T.ToTensor()(picture().convert("L"))
+    gray = ToTensor()(picture().convert("L"))
     with pytest.raises(LessonInputError, match="3 values for mean.*1 channel"):
-        T.Normalize([0.5, 0.5, 0.5], [0.5])(gray)
+        Normalize([0.5, 0.5, 0.5], [0.5])(gray)
 
 
 def test_normalize_on_an_image_says_to_put_it_after_to_tensor() -> None:
     with pytest.raises(LessonInputError, match="Normalize works on tensors.*after to_tensor"):
-        T.Normalize([0.5], [0.5])(picture())
+        Normalize([0.5], [0.5])(picture())
 
 
 def test_grayscale_is_pillows_itu_r_601_2_luma() -> None:
     image = picture(9, 11, seed=3)
     rgb = np.asarray(image).astype(np.int64)
-    gray = pixels(T.Grayscale()(image))
+    gray = pixels(Grayscale()(image))
     # Pillow's fixed-point L = R*299/1000 + G*587/1000 + B*114/1000, rounded
     fixed = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
     np.testing.assert_array_equal(gray, fixed)
     exact = rgb[..., 0] * 299 / 1000 + rgb[..., 1] * 587 / 1000 + rgb[..., 2] * 114 / 1000
     assert np.abs(gray - exact).max() <= 0.5 + 1e-9
-    assert T.Grayscale()(image).mode == "L"
+    assert Grayscale()(image).mode == "L"
 
 
 def test_resize_to_height_width_and_by_the_shorter_side() -> None:
     image = picture(64, 96)  # H 64, W 96
-    assert pixels(T.Resize((20, 30))(image)).shape == (20, 30, 3)
+    assert pixels(Resize((20, 30))(image)).shape == (20, 30, 3)
     # an int is the shorter side, the aspect ratio kept: 64 -> 48 and 96 -> 72
-    assert pixels(T.Resize(48)(image)).shape == (48, 72, 3)
-    assert pixels(T.Resize(48)(picture(96, 64))).shape == (72, 48, 3)
+    assert pixels(Resize(48)(image)).shape == (48, 72, 3)
+    assert pixels(Resize(48)(picture(96, 64))).shape == (72, 48, 3)
 
 
 def test_resize_keeps_a_flat_colour_and_same_size_is_the_identity() -> None:
     flat = Image.new("RGB", (40, 30), (12, 200, 99))
-    assert (pixels(T.Resize((7, 13))(flat)) == (12, 200, 99)).all()
+    assert (pixels(Resize((7, 13))(flat)) == (12, 200, 99)).all()
     image = picture(10, 12)
-    np.testing.assert_array_equal(pixels(T.Resize((10, 12))(image)), pixels(image))
+    np.testing.assert_array_equal(pixels(Resize((10, 12))(image)), pixels(image))
 
 
 def test_center_crop_is_the_centred_numpy_slice() -> None:
     image = picture(7, 10)
     a = pixels(image)
-    np.testing.assert_array_equal(pixels(T.CenterCrop((3, 4))(image)), a[2:5, 3:7])
-    np.testing.assert_array_equal(pixels(T.CenterCrop(5)(image)), a[1:6, 2:7])
+    np.testing.assert_array_equal(pixels(CenterCrop((3, 4))(image)), a[2:5, 3:7])
+    np.testing.assert_array_equal(pixels(CenterCrop(5)(image)), a[1:6, 2:7])
 
 
 def test_center_crop_bigger_than_the_picture_pads_with_black_like_torchvision() -> None:
     image = picture(4, 4)
     padded = np.pad(pixels(image), ((1, 2), (2, 2), (0, 0)))  # 7x8: (7-4)//2 = 1 on top
-    np.testing.assert_array_equal(pixels(T.CenterCrop((7, 8))(image)), padded)
+    np.testing.assert_array_equal(pixels(CenterCrop((7, 8))(image)), padded)
 
 
 def test_random_crop_is_a_window_of_the_picture_and_its_seed_replays_it() -> None:
     image = picture(12, 15)
     a = pixels(image)
-    crop = pixels(T.RandomCrop((4, 5), seed=7)(image))
+    crop = pixels(RandomCrop((4, 5), seed=7)(image))
     windows = [
         (top, left)
         for top in range(12 - 4 + 1)
@@ -138,45 +161,45 @@ def test_random_crop_is_a_window_of_the_picture_and_its_seed_replays_it() -> Non
     top = int(torch.randint(0, 12 - 4 + 1, (1,), generator=generator))
     left = int(torch.randint(0, 15 - 5 + 1, (1,), generator=generator))
     assert windows == [(top, left)]
-    np.testing.assert_array_equal(pixels(T.RandomCrop((4, 5), seed=7)(image)), crop)
-    draws = {pixels(T.RandomCrop((4, 5), seed=s)(image)).tobytes() for s in range(6)}
+    np.testing.assert_array_equal(pixels(RandomCrop((4, 5), seed=7)(image)), crop)
+    draws = {pixels(RandomCrop((4, 5), seed=s)(image)).tobytes() for s in range(6)}
     assert len(draws) > 1
 
 
 def test_random_crop_bigger_than_the_picture_is_refused() -> None:
     with pytest.raises(LessonInputError, match="at least 9×9.*6×8"):
-        T.RandomCrop(9)(picture(6, 8))
+        RandomCrop(9)(picture(6, 8))
 
 
 def test_rotate_90_is_numpy_rot90_and_30_keeps_the_shape_with_black_corners() -> None:
     square = picture(9, 9)
-    np.testing.assert_array_equal(pixels(T.Rotate(90)(square)), np.rot90(pixels(square)))
+    np.testing.assert_array_equal(pixels(Rotate(90)(square)), np.rot90(pixels(square)))
     flat = Image.new("RGB", (20, 20), (250, 250, 250))
-    turned = pixels(T.Rotate(30)(flat))
+    turned = pixels(Rotate(30)(flat))
     assert turned.shape == (20, 20, 3)
     assert (turned[0, 0] == 0).all() and (turned[10, 10] == 250).all()
 
 
 def test_horizontal_flip_mirrors_images_and_tensors_like_numpy() -> None:
     image = picture(5, 6)
-    np.testing.assert_array_equal(pixels(T.HorizontalFlip()(image)), pixels(image)[:, ::-1])
-    x = T.ToTensor()(image)
-    np.testing.assert_array_equal(T.HorizontalFlip()(x).numpy(), x.numpy()[:, :, ::-1])
+    np.testing.assert_array_equal(pixels(HorizontalFlip()(image)), pixels(image)[:, ::-1])
+    x = ToTensor()(image)
+    np.testing.assert_array_equal(HorizontalFlip()(x).numpy(), x.numpy()[:, :, ::-1])
 
 
 def test_multiply_scales_a_tensor_and_refuses_an_image() -> None:
-    x = T.ToTensor()(picture())
-    np.testing.assert_allclose(T.MultiplyTransform(2.5)(x).numpy(), x.numpy() * 2.5, rtol=1e-6)
+    x = ToTensor()(picture())
+    np.testing.assert_allclose(MultiplyTransform(2.5)(x).numpy(), x.numpy() * 2.5, rtol=1e-6)
     with pytest.raises(LessonInputError, match="after to_tensor"):
-        T.MultiplyTransform(2)(picture())
+        MultiplyTransform(2)(picture())
 
 
 @pytest.mark.parametrize(
     "transform",
-    [T.Resize(4), T.CenterCrop(2), T.RandomCrop(2), T.Rotate(10), T.Grayscale()],
+    [Resize(4), CenterCrop(2), RandomCrop(2), Rotate(10), Grayscale()],
     ids=repr,
 )
-def test_image_transforms_refuse_a_tensor_and_name_the_order(transform: T.Transform) -> None:
+def test_image_transforms_refuse_a_tensor_and_name_the_order(transform: Transform) -> None:
     name = type(transform).__name__
     with pytest.raises(LessonInputError, match=f"{name} works on images.*before to_tensor"):
         transform(torch.zeros(3, 4, 4))
@@ -187,23 +210,23 @@ def test_image_transforms_refuse_a_tensor_and_name_the_order(transform: T.Transf
 
 def test_compose_applies_the_transforms_in_list_order() -> None:
     image = picture(8, 8)
-    x = T.Compose([T.Grayscale(), T.ToTensor()])(image)
+    x = Compose([Grayscale(), ToTensor()])(image)
     assert tuple(x.shape) == (1, 8, 8)
     with pytest.raises(LessonInputError, match="Grayscale works on images"):
-        T.Compose([T.ToTensor(), T.Grayscale()])(image)
+        Compose([ToTensor(), Grayscale()])(image)
     a = np.asarray(image).transpose(2, 0, 1) / 255
-    norm, times = T.Normalize([0.5], [0.5]), T.MultiplyTransform(2)
+    norm, times = Normalize([0.5], [0.5]), MultiplyTransform(2)
     np.testing.assert_allclose(
-        T.Compose([T.ToTensor(), norm, times])(image).numpy(), (a - 0.5) / 0.5 * 2, atol=1e-6
+        Compose([ToTensor(), norm, times])(image).numpy(), (a - 0.5) / 0.5 * 2, atol=1e-6
     )
     np.testing.assert_allclose(
-        T.Compose([T.ToTensor(), times, norm])(image).numpy(), (a * 2 - 0.5) / 0.5, atol=1e-6
+        Compose([ToTensor(), times, norm])(image).numpy(), (a * 2 - 0.5) / 0.5, atol=1e-6
     )
 
 
 def test_compose_stages_are_each_intermediate_and_end_where_call_ends() -> None:
     image = picture(10, 10)
-    compose = T.Compose([T.Resize((6, 6)), T.Grayscale(), T.ToTensor()])
+    compose = Compose([Resize((6, 6)), Grayscale(), ToTensor()])
     stages = list(compose.stages(image))
     assert [type(s).__name__ for s in stages] == ["Image", "Image", "Tensor"]
     assert stages[0].size == (6, 6) and stages[1].mode == "L"
@@ -212,19 +235,19 @@ def test_compose_stages_are_each_intermediate_and_end_where_call_ends() -> None:
 
 
 def test_dataset_getitem_returns_the_transformed_sample_and_its_target() -> None:
-    transform = T.Compose([T.Resize((16, 16)), T.ToTensor()])
-    dataset = T.PictureDataset(transform=transform)
-    assert len(dataset) == len(T.PICTURES) == 4
-    for index, (name, label) in enumerate(T.PICTURES):
+    transform = Compose([Resize((16, 16)), ToTensor()])
+    dataset = PictureDataset(transform=transform)
+    assert len(dataset) == len(PICTURES) == 4
+    for index, (name, label) in enumerate(PICTURES):
         sample, target = dataset[index]
         assert torch.equal(sample, transform(sample_image(name)))
-        assert target == T.CLASSES.index(label)
-    raw, target = T.PictureDataset()[0]
+        assert target == CLASSES.index(label)
+    raw, target = PictureDataset()[0]
     assert isinstance(raw, Image.Image) and target == 0
 
 
 def test_a_dataloader_batches_the_transformed_samples() -> None:
-    dataset = T.PictureDataset(transform=T.Compose([T.Resize((8, 8)), T.ToTensor()]))
+    dataset = PictureDataset(transform=Compose([Resize((8, 8)), ToTensor()]))
     batches = list(DataLoader(dataset, batch_size=2))
     assert len(batches) == 2
     samples, targets = batches[0]
@@ -240,16 +263,16 @@ def test_the_url_string_reads_as_the_api_json_and_round_trips() -> None:
         "resize:64x48,center_crop:40,random_crop:32x30:7,rotate:-22.5,horizontal_flip,"
         "grayscale,to_tensor,normalize:0.5:0.25,multiply:2"
     )
-    assert T.pipeline_from_url(text)[:3] == [
+    assert pipeline_from_url(text)[:3] == [
         {"name": "resize", "size": [64, 48]},
         {"name": "center_crop", "size": 40},
         {"name": "random_crop", "size": [32, 30], "seed": 7},
     ]
     parsed = steps(text)
-    assert T.pipeline_to_url(parsed) == text
+    assert pipeline_to_url(parsed) == text
     three = steps("to_tensor,normalize:0.485_0.456_0.406:0.229_0.224_0.225")
     assert three[1].kwargs == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    assert T.pipeline_to_url(three) == "to_tensor,normalize:0.485_0.456_0.406:0.229_0.224_0.225"
+    assert pipeline_to_url(three) == "to_tensor,normalize:0.485_0.456_0.406:0.229_0.224_0.225"
 
 
 @pytest.mark.parametrize(
@@ -274,16 +297,16 @@ def test_bad_pipelines_are_refused_naming_the_stage_and_the_problem(
     raw: object, message: str
 ) -> None:
     with pytest.raises(LessonInputError, match=message):
-        T.check_pipeline(raw, LIMITS)
+        check_pipeline(raw, LIMITS)
 
 
 def test_limits_are_named_with_the_value_they_got() -> None:
     with pytest.raises(LimitExceeded, match="13, over the limit of 12.*max_pipeline_stages"):
-        T.check_pipeline([{"name": "grayscale"}] * 13, LIMITS)
+        check_pipeline([{"name": "grayscale"}] * 13, LIMITS)
     with pytest.raises(LimitExceeded, match="2000, over the limit of 1024.*max_resize_side"):
-        T.check_pipeline([{"name": "resize", "size": [2000, 10]}], LIMITS)
+        check_pipeline([{"name": "resize", "size": [2000, 10]}], LIMITS)
     with pytest.raises(LimitExceeded, match="max_multiply_factor"):
-        T.check_pipeline([{"name": "multiply", "factor": -5000}], LIMITS)
+        check_pipeline([{"name": "multiply", "factor": -5000}], LIMITS)
 
 
 def test_a_shorter_side_resize_of_a_long_picture_is_refused_before_it_runs() -> None:

@@ -165,3 +165,22 @@ def test_heatmap_of_a_changes_trace_variable_equals_the_full_traces() -> None:
         valid(spec)
         assert spec == figures.figures(full)["heatmap"]
         assert spec["data"][0]["z"] == as_grid(plain_steps(code)[step - 1][name])
+
+
+@pytest.mark.parametrize("example", ["view", "inplace", "numpy"])
+def test_figures_of_a_changes_trace_draw_the_steps_tensor_as_the_full_trace_does(
+    example: str,
+) -> None:
+    """figures() reads the step's variables as the lesson rebuilt them: a "changes" trace's steps
+    hold only what changed (their own "variables" are empty)."""
+    code = tensors.EXAMPLES[example].code
+    plain = plain_steps(code)
+    for step in range(1, tensors.positions(trace(code)) + 1):
+        params = tensors.TensorParams(example=example, step=step)
+        changes = tensors.explore(params, lambda c: trace(c, "changes"))
+        assert changes["steps"][changes["index"]]["variables"] == {}
+        spec = figures.figures(changes)["heatmap"]
+        valid(spec)
+        assert spec == figures.figures(explore(example, step))["heatmap"], (example, step)
+        name = changes["variable"]
+        assert spec["data"][0]["z"] == as_grid(plain[step - 1][name]), (example, step, name)

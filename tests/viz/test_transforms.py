@@ -14,10 +14,12 @@ from PIL import Image
 
 from app.lessons import transforms
 from app.lessons.images import sample_image
+from app.lessons.stage_previews import HISTOGRAM_BINS
+from app.lessons.transform_pipeline import TransformLimits
 from app.viz import transforms as figures
 
-LIMITS = transforms.TransformLimits()
-BINS = transforms.HISTOGRAM_BINS
+LIMITS = TransformLimits()
+BINS = HISTOGRAM_BINS
 
 
 def explore(p: str, sample: str = "flower", stage: int = -1) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.lessons.tensors import EXAMPLES
 from app.main import create_app
-from app.web.schemas import ProgramResponse
+from app.web.routes.lessons.tensors import ProgramResponse
 from tests.faults import server as live
 from tests.web.test_tensors import page_data
 

@@ -16,14 +16,19 @@ def test_home_lists_every_lesson_in_the_notes_order(client: TestClient) -> None:
     html = client.get("/").text
     positions = [html.index(f'href="{lesson.path}"') for lesson in LESSONS]
     assert positions == sorted(positions)
-    assert html.count("Coming soon") == sum(not lesson.live for lesson in LESSONS)
+    assert html.count("Open the lesson") == len(LESSONS)
 
 
-def test_coming_soon_lessons_are_pages_not_404s(client: TestClient) -> None:
+def test_every_listed_lesson_is_a_page(client: TestClient) -> None:
     for lesson in LESSONS:
         r = client.get(lesson.path)
         assert r.status_code == 200, lesson.slug
-        assert ("Coming soon" in r.text) == (not lesson.live)
+        assert lesson.title in r.text, lesson.slug
+
+
+def test_a_slug_with_no_lesson_is_a_404_that_names_it(client: TestClient) -> None:
+    r = client.get("/lessons/no-such-lesson", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and "no-such-lesson" in r.text
 
 
 def html_text(html: str) -> str:

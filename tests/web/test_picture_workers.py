@@ -32,9 +32,12 @@ from app.config import Settings
 from app.lessons import cnn, transforms
 from app.lessons.errors import LessonInputError
 from app.lessons.images import SAMPLES, open_image, sample_png
+from app.lessons.stage_previews import stage_preview
+from app.lessons.transform_classes import Normalize, ToTensor
+from app.lessons.transform_pipeline import TransformLimits, check_pipeline, pipeline_from_url
 from app.main import create_app
-from app.web.routes.transforms import TransformsResponse
-from app.web.schemas_cnn import ImageResponse
+from app.web.routes.lessons.cnn import ImageResponse
+from app.web.routes.lessons.transforms import TransformsResponse
 from tests.support import proc_status
 
 MB = 1024**2
@@ -361,12 +364,12 @@ def test_the_transforms_answer_equals_the_lesson_function_run_in_process(
 ) -> None:
     data = sample_png(sample)
     image = open_image(data, Settings().max_image_pixels).image
-    raw = transforms.pipeline_from_url(transforms.DEFAULT_PIPELINE) + [
+    raw = pipeline_from_url(transforms.DEFAULT_PIPELINE) + [
         {"name": "multiply", "factor": 3},
         {"name": "horizontal_flip"},
     ]
-    limits = transforms.TransformLimits()
-    steps = transforms.check_pipeline(raw, limits)
+    limits = TransformLimits()
+    steps = check_pipeline(raw, limits)
     response = post_pipeline(c, data, raw, "s.png")
     here = transforms.run_pipeline(image, steps, limits, 256, True)
     expected = TransformsResponse(
@@ -429,11 +432,11 @@ def test_a_uint8_picture_made_float_is_the_float_picture_with_the_same_layout() 
 
 def test_to_tensor_and_normalize_give_the_formulas_numbers_bit_for_bit() -> None:
     picture = noise(41, 23, seed=3)
-    tensor = transforms.ToTensor()(picture)
+    tensor = ToTensor()(picture)
     before = torch.from_numpy(np.array(picture)).permute(2, 0, 1).contiguous().float().div(255)
     assert torch.equal(tensor, before) and tensor.is_contiguous()
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    normalized = transforms.Normalize(mean, std)(tensor)
+    normalized = Normalize(mean, std)(tensor)
     expected = (tensor - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
     assert torch.equal(normalized, expected)
     assert torch.equal(tensor, before)  # the input is left as it was
@@ -444,4 +447,4 @@ def test_a_stage_with_inf_or_nan_is_still_refused(bad: float) -> None:
     tensor = torch.rand(3, 8, 8)
     tensor[1, 4, 5] = bad
     with pytest.raises(LessonInputError, match="overflowed float32"):
-        transforms.describe(tensor, 256)
+        stage_preview(tensor, 256)

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.lessons import tracking
+from app.web.templating import code_block
 from tests.support import finished, launch
 
 
@@ -26,6 +27,9 @@ def test_the_page_shows_the_example_runs_with_every_panel(client: TestClient) ->
 def test_smoothing_and_the_threshold_update_in_place(client: TestClient) -> None:
     partial = client.get("/lessons/tracking/partial?smoothing=0.9&threshold=0.8&cls=5")
     assert partial.status_code == 200 and "<html" not in partial.text
+    page = client.get("/lessons/tracking?smoothing=0.9&threshold=0.8&cls=5").text
+    params = tracking.TrackingParams(smoothing=0.9, threshold=0.8, cls=5)
+    assert str(code_block(tracking.snippet(params))) in page  # the lesson's own snippet
     view = client.get("/api/lessons/tracking/view?smoothing=0.9&threshold=0.8&cls=5").json()
     loss = [v for _, v in tracking.example_runs()[0].metrics["loss"]]
     assert view["figures"]["scalars"]["data"][1]["y"] == pytest.approx(tracking.smooth(loss, 0.9))

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.lessons import transfer_learning as transfer
+from app.web.templating import code_block
 from tests.support import finished, launch
 
 
@@ -37,6 +38,8 @@ def test_sliders_and_selects_update_in_place(client: TestClient) -> None:
     partial = client.get("/lessons/transfer-learning/partial?examples=20&metric=loss&focus=scratch")
     assert partial.status_code == 200 and "<html" not in partial.text
     assert 'class="chosen"' in partial.text
+    params = transfer.TransferParams(examples=20, metric="loss", focus="scratch")
+    assert str(code_block(transfer.snippet(params))) in partial.text  # the lesson's own snippet
     view = client.get("/api/lessons/transfer-learning/view?metric=loss").json()
     loss = transfer.example_runs()[0].metrics["loss"]
     trace = view["figures"]["curves"]["data"][0]

@@ -1,4 +1,9 @@
-"""Learner-typed PyTorch: run it step by step, or draw its autograd graph (API.md "Programs").
+"""Learner-typed PyTorch over HTTP: the plumbing the tensors and autograd lessons share.
+
+It holds no routes: ``POST /api/tensors/run`` is the tensors lesson's
+(``app.web.routes.lessons.tensors``) and ``POST /api/autograd/graph`` the autograd lesson's
+(``app.web.routes.lessons.autograd``); both, and both lessons' pages (``app.web.views``), run
+programs through what is here.
 
 Programs run in the sandbox's worker processes, admitted through the app's program gate
 (``app.web.admission``): waiting happens in the gate's own threads, never in the thread pool that
@@ -20,18 +25,14 @@ from app.sandbox import SandboxLimits, run_program_isolated
 from app.sandbox.isolation import Kind, configure_pool, get_pool
 from app.sandbox.recording import StepsFormat
 from app.web.admission import Gate, client_key
-from app.web.deps import ProgramGateDep, SettingsDep
-from app.web.schemas import (
-    GraphRequest,
-    GraphResponse,
-    ProgramRequest,
-    ProgramResponse,
-    error_responses,
-)
+from app.web.schemas import error_responses
 
-# 429: the program gate is full (program_max_waiting, program_max_per_client), or no sandbox
-# worker freed up within program_queue_seconds.
-router = APIRouter(tags=["programs"], responses=error_responses(429))
+
+def program_router() -> APIRouter:
+    """A router for a lesson's program routes: tagged ``programs``, and 429 when the program gate
+    is full (program_max_waiting, program_max_per_client) or no sandbox worker freed up within
+    program_queue_seconds."""
+    return APIRouter(tags=["programs"], responses=error_responses(429))
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -78,11 +79,12 @@ def answer_json(
     return run_program_isolated(code, sandbox_limits(settings), kind, backward, steps, True)
 
 
-def _json(body: bytes) -> Response:
+def json_response(body: bytes) -> Response:
+    """The worker's JSON bytes as the answer, as they are: the server never parses them."""
     return Response(content=body, media_type="application/json")
 
 
-async def _admitted(request: Request, gate: Gate, *args: Any) -> bytes:
+async def admitted(request: Request, gate: Gate, *args: Any) -> bytes:
     """``answer_json(*args)`` through the program gate, as the requesting client.
 
     Shielded from cancellation, as the plain ``def`` routes were: once admitted, the program
@@ -91,25 +93,3 @@ async def _admitted(request: Request, gate: Gate, *args: Any) -> bytes:
     with anyio.CancelScope(shield=True):
         body = await gate.run(client_key(request), answer_json, *args)
     return body
-
-
-@router.post("/api/tensors/run", response_model=ProgramResponse)
-async def run_tensors(
-    body: ProgramRequest, request: Request, settings: SettingsDep, gate: ProgramGateDep
-) -> Response:
-    """Run a program one statement at a time; every variable after every step (``steps:
-    "full"``), or only what each step changed (``steps: "changes"``), within max_answer_bytes.
-
-    A program the sandbox refuses is a 422 naming the line and the reason; a runtime error
-    inside an allowed program is a 200 with the steps so far and ``error``.
-    """
-    return _json(await _admitted(request, gate, settings, "run", body.code, None, body.steps))
-
-
-@router.post("/api/autograd/graph", response_model=GraphResponse)
-async def autograd_graph(
-    body: GraphRequest, request: Request, settings: SettingsDep, gate: ProgramGateDep
-) -> Response:
-    """The program's real autograd graph, and with ``backward`` set, the engine's backward steps
-    (as many as fit in max_answer_bytes; backward itself always runs to the end)."""
-    return _json(await _admitted(request, gate, settings, "graph", body.code, body.backward))

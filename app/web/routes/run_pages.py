@@ -2,7 +2,10 @@
 
 Both pages are rendered from the same store the JSON API reads (``GET /api/runs`` and
 ``GET /api/runs/{id}`` are their twins); the detail page then grows its charts from the run's
-server-sent events, starting after the last metric it was rendered with.
+server-sent events, starting after the last metric it was rendered with. What the page's controls
+change is computed here too, and the page only draws it: ``GET /api/runs/{id}/scalars`` (every
+chart at another smoothing) and ``GET /api/runs/{id}/pr`` (a class's curve and its operating
+point at a threshold); the stream carries each metric smoothed (``?smoothing=``).
 """
 
 from __future__ import annotations
@@ -11,29 +14,36 @@ import inspect
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
 
 from app.jobs import FINAL_STATUSES, Task, all_tasks, get_task
 from app.jobs.store import Run
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE, UnknownTask
-from app.jobs.tracking import TENSORBOARD_DIR, read_summary
+from app.jobs.tracking import TENSORBOARD_DIR, ArtifactMissing, read_summary
 from app.lessons.errors import LessonInputError
-from app.lessons.tracking import parameter_total, pr_curve, sample_pictures
+from app.lessons.tracking import (
+    operating_point,
+    parameter_total,
+    pr_curve,
+    sample_pictures,
+    smooth,
+)
+from app.viz.common import Figure
 from app.viz.tracking import METRIC_TITLES, metric_title, pr_figure, scalar_figure
 from app.web.deps import SettingsDep
 from app.web.live import Runs
-from app.web.routes.runs import eta_seconds, runs_of
+from app.web.routes.runs import MAX_SMOOTHING, NO_RUN, eta_seconds, runs_of
+from app.web.schemas import error_responses
 from app.web.templating import render
 
 router = APIRouter()
 
 # TensorBoard's own default: enough to see the trend through per-batch noise.
 DEFAULT_SMOOTHING = 0.6
-# smooth() needs a weight below 1; 0.99 already makes the curve nearly flat.
-MAX_SMOOTHING = 0.99
 # Half the probability mass: the threshold a plain argmax roughly works at for one class.
 DEFAULT_THRESHOLD = 0.5
 # Metrics whose last value the runs table shows, in order of preference for "accuracy".
@@ -125,7 +135,7 @@ def launcher(query: Mapping[str, str]) -> dict[str, Any]:
                 "description": task.description,
                 "fields": [
                     form_field(task, field, query if task.name == selected else {})
-                    for field in task.describe()["fields"]
+                    for field in task.info()["fields"]
                 ],
             }
             for task in tasks
@@ -208,29 +218,63 @@ def train_source(task_name: str) -> str | None:
     return inspect.getsource(task.train).rstrip()
 
 
-def pr_panel(
-    summary: dict[str, Any], query: Mapping[str, str], label: str
-) -> dict[str, Any] | None:
-    """Per-class precision/recall on the held-out set: one figure per class (the page switches
-    between them) at the threshold from the URL."""
+def scalar_figures(
+    metrics: Mapping[str, list[list[float]]], smoothing: float, label: str
+) -> dict[str, Figure]:
+    """One chart per metric, by name: the raw values and ``smooth(values, smoothing)``."""
+    return {
+        name: scalar_figure(
+            name, [(label, points, smooth([float(p[1]) for p in points], smoothing))], smoothing
+        )
+        for name, points in metrics.items()
+    }
+
+
+def pr_classes(summary: Mapping[str, Any]) -> list[str] | None:
+    """The class names a run's held-out evaluation has curves for; None without one."""
     evaluation = summary.get("eval")
     if not evaluation or not evaluation.get("labels"):
         return None
-    probabilities = evaluation["probabilities"]
-    classes = [str(c) for c in summary.get("classes") or range(len(probabilities[0]))]
+    count = len(evaluation["probabilities"][0])
+    return [str(c) for c in summary.get("classes") or range(count)]
+
+
+def pr_view(summary: Mapping[str, Any], k: int, threshold: float, label: str) -> dict[str, Any]:
+    """Class ``k``'s precision/recall curve with ``operating_point(curve, threshold)`` marked."""
+    evaluation = summary["eval"]
+    name = (pr_classes(summary) or [])[k]
+    curve = pr_curve(evaluation["labels"], evaluation["probabilities"], k)
+    at = operating_point(curve, threshold)
+    return {
+        "index": k,
+        "name": name,
+        "threshold": threshold,
+        "precision": at["precision"],
+        "recall": at["recall"],
+        "positives": curve.positives,
+        "figure": pr_figure([(f"{label} {name}", curve, at)]),
+    }
+
+
+def pr_panel(
+    summary: dict[str, Any], query: Mapping[str, str], label: str
+) -> dict[str, Any] | None:
+    """Per-class precision/recall on the held-out set: one figure per class at the threshold
+    from the URL (the page asks ``GET /api/runs/{id}/pr`` for another class or threshold)."""
+    classes = pr_classes(summary)
+    if classes is None:
+        return None
     selected = class_param(query, classes)
     threshold = number_param(query, "threshold", DEFAULT_THRESHOLD, 0.0, 1.0)
-    curves = [pr_curve(evaluation["labels"], probabilities, k) for k in range(len(classes))]
+    views = [pr_view(summary, k, threshold, label) for k in range(len(classes))]
     return {
         "classes": classes,
         "selected": selected,
         "threshold": threshold,
-        "accuracy": evaluation.get("accuracy"),
-        "figures": [
-            pr_figure([(f"{label} {name}", curve)], threshold)
-            for name, curve in zip(classes, curves, strict=True)
-        ],
-        "positives": [curve.positives for curve in curves],
+        "accuracy": summary["eval"].get("accuracy"),
+        "figures": [view["figure"] for view in views],
+        "positives": [view["positives"] for view in views],
+        "at": {key: views[selected][key] for key in ("threshold", "precision", "recall")},
     }
 
 
@@ -256,10 +300,8 @@ def run_page(run_id: str, request: Request) -> Response:
     if run.is_final:  # it may have ended after the read: a final page has no stream to catch up
         metrics, last_event_id = live_metrics(runs, run_id)
     label = f"run {run.id}"
-    figures = {
-        figure_id(name): scalar_figure(name, [(label, points)], smoothing)
-        for name, points in metrics.items()
-    }
+    charted = scalar_figures(metrics, smoothing, label)
+    figures = {figure_id(name): figure for name, figure in charted.items()}
     charts = [
         {"name": name, "id": figure_id(name), "title": metric_title(name)} for name in metrics
     ]
@@ -284,9 +326,14 @@ def run_page(run_id: str, request: Request) -> Response:
         "label": label,
         "has_summary": summary is not None,
         "titles": METRIC_TITLES,
-        "template": scalar_figure("metric", [(label, [])], smoothing),
+        "template": scalar_figure("metric", [(label, [], [])], smoothing),
         "pr": (
-            {"selected": pr["selected"], "figures": pr["figures"], "positives": pr["positives"]}
+            {
+                "selected": pr["selected"],
+                "figures": pr["figures"],
+                "positives": pr["positives"],
+                "at": pr["at"],
+            }
             if pr
             else None
         ),
@@ -312,3 +359,91 @@ def run_page(run_id: str, request: Request) -> Response:
         "train_source": train_source(run.task),
     }
     return render(request, "runs/detail.html", context)
+
+
+# -- what the run page's controls redraw ---------------------------------------------------------
+
+
+class ScalarsResponse(BaseModel):
+    smoothing: float
+    last_event_id: int = Field(
+        description="the last metric drawn: the run's events after this id carry the charts on"
+    )
+    figures: dict[str, dict[str, Any]] = Field(
+        description="metric name -> Plotly figure: trace 0 raw, trace 1 smoothed"
+    )
+    template: dict[str, Any] = Field(
+        description="an empty chart at this smoothing, for a metric that has no points yet"
+    )
+
+
+class PRResponse(BaseModel):
+    pr_class: str = Field(description="the class, by name")
+    index: int = Field(description="the class's index")
+    threshold: float
+    precision: float = Field(description="at the threshold: operating_point(curve, threshold)")
+    recall: float
+    positives: int = Field(description="held-out samples of the class")
+    figure: dict[str, Any] = Field(description="the curve, and its operating point marked")
+
+
+Smoothing = Annotated[
+    float,
+    Query(ge=0.0, le=MAX_SMOOTHING, description="TensorBoard's smoothing weight, 0 to 0.99"),
+]
+
+
+@router.get("/api/runs/{run_id}/scalars", tags=["runs"], responses=NO_RUN)
+def run_scalars(
+    run_id: str, request: Request, smoothing: Smoothing = DEFAULT_SMOOTHING
+) -> ScalarsResponse:
+    """Every chart of the run page at this smoothing (``app.lessons.tracking.smooth``), with the
+    id of the last metric in them: ``GET /api/runs/{id}/events?after=<it>&smoothing=<it>`` grows
+    them from there."""
+    runs = runs_of(request)
+    run = runs.store.get(run_id)  # RunNotFound: a 404
+    metrics, last_event_id = live_metrics(runs, run.id)
+    label = f"run {run.id}"
+    return ScalarsResponse(
+        smoothing=smoothing,
+        last_event_id=last_event_id,
+        figures=scalar_figures(metrics, smoothing, label),
+        template=scalar_figure("metric", [(label, [], [])], smoothing),
+    )
+
+
+@router.get("/api/runs/{run_id}/pr", tags=["runs"], responses={**NO_RUN, **error_responses(422)})
+def run_pr(
+    run_id: str,
+    request: Request,
+    pr_class: Annotated[str, Query(description="the class, by name (the first by default)")] = "",
+    threshold: Annotated[
+        float, Query(ge=0.0, le=1.0, description="predict the class when p >= this")
+    ] = DEFAULT_THRESHOLD,
+) -> PRResponse:
+    """A finished classifier run's precision/recall curve for one class on its held-out set, with
+    precision and recall at ``threshold`` (``app.lessons.tracking.operating_point``). 404 while
+    the run has no summary yet; 422 for a run without classes or a class it does not have."""
+    runs = runs_of(request)
+    run = runs.store.get(run_id)
+    summary = read_summary(runs.artifacts_dir(run.id)) if run.is_final else None
+    if summary is None:
+        raise ArtifactMissing(run, "precision/recall curves")
+    classes = pr_classes(summary)
+    if classes is None:
+        raise LessonInputError(
+            f"Run {run.id} is a {run.task} run: it has no held-out classes to draw precision "
+            "and recall for."
+        )
+    k = class_param({"pr_class": pr_class}, classes)
+    kind = "digit" if run.task == "digits-cnn" else "class"
+    view = pr_view(summary, k, threshold, kind)
+    return PRResponse(
+        pr_class=view["name"],
+        index=k,
+        threshold=threshold,
+        precision=view["precision"],
+        recall=view["recall"],
+        positives=view["positives"],
+        figure=view["figure"],
+    )

@@ -35,6 +35,8 @@ log = logging.getLogger("app.streams")
 
 # A route under /api/runs/{run_id} answers 404 when there is no such run.
 NO_RUN = error_responses(404)
+# smooth() needs a weight below 1; 0.99 already makes the curve nearly flat.
+MAX_SMOOTHING = 0.99
 
 
 class TaskField(BaseModel):
@@ -133,7 +135,7 @@ def stored_run(runs: Runs, run_id: str) -> StoredRun:
 @router.get("/api/tasks")
 def tasks() -> TasksResponse:
     """Every task a run can train, with its config fields, defaults and bounds."""
-    return TasksResponse(tasks=[TaskInfo(**t.describe()) for t in all_tasks()])
+    return TasksResponse(tasks=[TaskInfo(**t.info()) for t in all_tasks()])
 
 
 @router.post("/api/runs", status_code=202, responses=error_responses(429))
@@ -202,11 +204,13 @@ class EventStream(EventSourceResponse):
     """A run's live events: holds its place among the open streams until it is over, and notes a
     client that went away in one log line (no traceback)."""
 
-    def __init__(self, runs: Runs, ticket: StreamTicket, after: int) -> None:
+    def __init__(
+        self, runs: Runs, ticket: StreamTicket, after: int, smoothing: float | None = None
+    ) -> None:
         self.runs = runs
         self.ticket = ticket
         self.complete = False
-        self.events = runs.streams.stream(ticket.run_id, after, self._said_everything)
+        self.events = runs.streams.stream(ticket.run_id, after, self._said_everything, smoothing)
         # Never cached, never buffered by a proxy on the way (nginx reads X-Accel-Buffering).
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         super().__init__(self.events, headers=headers)
@@ -258,18 +262,29 @@ async def run_events(
         Query(description="replay metrics after this event id", json_schema_extra=EVENT_ID_RANGE),
     ] = 0,
     last_event_id: Annotated[EventId | None, Header(json_schema_extra=EVENT_ID_RANGE)] = None,
+    smoothing: Annotated[
+        float | None,
+        Query(
+            ge=0.0,
+            le=MAX_SMOOTHING,
+            description="add each metric's value smoothed at this weight (0 to 0.99)",
+        ),
+    ] = None,
 ) -> EventStream:
     """Server-sent events: ``metric`` ``{step, name, value}`` and ``status`` ``{status,
     progress}``. A late client first gets every metric it missed; the stream ends after a final
     status, which comes after the run's last metric. Each metric's ``id`` lets a reconnecting
     browser resume (``Last-Event-ID``); an idle stream sends a ``: heartbeat`` comment every
-    ``stream_heartbeat_seconds``. 404 before any stream starts when there is no such run; 429
-    past ``max_streams``, ``max_streams_per_run`` or ``max_streams_per_client``."""
+    ``stream_heartbeat_seconds``. With ``smoothing``, a metric also has ``smoothed``: its value
+    through ``app.lessons.tracking.smooth`` over the run's whole series of that name, the
+    same number ``GET /api/runs/{id}/scalars`` draws (a resumed stream carries on where it was).
+    404 before any stream starts when there is no such run; 429 past ``max_streams``,
+    ``max_streams_per_run`` or ``max_streams_per_client``."""
     runs = runs_of(request)
     await runs.streams.read(runs.store.get, run_id)  # RunNotFound: a 404, before any stream
     ticket = runs.streams.admit(run_id, client_key(request))
     try:
-        return EventStream(runs, ticket, max(after, last_event_id or 0))
+        return EventStream(runs, ticket, max(after, last_event_id or 0), smoothing)
     except BaseException:
         runs.streams.release(ticket)
         raise

@@ -8,8 +8,8 @@ from dataclasses import asdict
 from app.config import Settings
 from app.lessons import activations
 from app.viz import activations as activation_figures
-from app.web import deps
 from app.web.forms import params_from_query
+from app.web.routes.lessons.activations import activation_limits
 from app.web.views.base import LessonView, source
 
 
@@ -22,7 +22,7 @@ def _activations_parse(
 VIEW = LessonView(
     slug="activations",
     parse=_activations_parse,
-    explore=lambda params, settings: activations.explore(params, deps.activation_limits(settings)),
+    explore=lambda params, settings: activations.explore(params, activation_limits(settings)),
     figures=activation_figures.figures,
     code={
         "curve": source(activations.make_activation, activations.activation_curve),

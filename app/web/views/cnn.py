@@ -16,7 +16,7 @@ from typing import Any
 from app.config import Settings
 from app.lessons import cnn
 from app.lessons.errors import LessonInputError, check_limit
-from app.lessons.images import SAMPLES
+from app.lessons.images import SAMPLES, display_levels
 from app.viz import cnn as cnn_figures
 from app.web.deps import limits_from
 from app.web.forms import params_from_query, parse_float, parse_int
@@ -101,7 +101,7 @@ VIEW = LessonView(
     figures=cnn_figures.figures,
     code={
         "window": source(cnn.convolve, cnn.sliding_steps, cnn.output_size),
-        "image": source(cnn.picture_tensor, cnn.image_features, cnn.map_pngs),
+        "image": source(cnn.picture_tensor, cnn.image_features, cnn.map_pngs, display_levels),
         "pool": source(cnn.pool2d),
         "layer": source(cnn.conv_layer),
     },

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.config import Settings
 from app.jobs import RunNotFound, UnknownTask, all_tasks, checkpoints, classifier, get_task
+from app.jobs.safe_load import CheckpointLimits
 from app.jobs.store import COMPLETED, Run
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE, Task
 from app.lessons import saving_loading as saving
@@ -84,7 +85,7 @@ def _chosen(runs: Any, run: Run, settings: Settings) -> dict[str, Any]:
     members = [saving.describe_run(r) for r in drawn if r is not None]
     path = runs.artifacts_dir(run.id) / CHECKPOINT_FILE
     opened = (
-        saving.open_run_checkpoint(path, limits_from(settings, checkpoints.CheckpointLimits))
+        saving.open_run_checkpoint(path, limits_from(settings, CheckpointLimits))
         if path.is_file()
         else None
     )
@@ -187,7 +188,7 @@ VIEW = LessonView(
         "round_trip": source(saving.round_trip),
         "checkpoint": source(saving.make_checkpoint, saving.optimizer_rows),
         "resume": source(saving.resume_experiment, saving.train),
-        "train": source(classifier.train_digits),
+        "train": source(classifier.train_digits, classifier.train_image_task, classifier.restore),
         "whole": source(saving.whole_model_refused),
         "run": source(
             saving.open_run_checkpoint,

@@ -9,8 +9,8 @@ from typing import Any
 from app.config import Settings
 from app.lessons import softmax_cross_entropy as softmax
 from app.viz import softmax_cross_entropy as softmax_figures
-from app.web import deps
 from app.web.forms import format_batch, format_floats, params_from_query, parse_batch, parse_floats
+from app.web.routes.lessons.softmax_cross_entropy import softmax_limits
 from app.web.views.base import LessonView, source
 
 
@@ -33,7 +33,7 @@ def _softmax_form(params: softmax.SoftmaxParams) -> dict[str, Any]:
 VIEW = LessonView(
     slug="softmax-cross-entropy",
     parse=_softmax_parse,
-    explore=lambda params, settings: softmax.explore(params, deps.softmax_limits(settings)),
+    explore=lambda params, settings: softmax.explore(params, softmax_limits(settings)),
     figures=softmax_figures.figures,
     code={
         "main": source(softmax.softmax_cross_entropy),

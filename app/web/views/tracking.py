@@ -68,59 +68,22 @@ def _figures(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     figures = {}
     if result["metrics"] or result["live"]:
         metric = result["metric"]
-        figures["scalars"] = tracking_figures.scalar_figure(
-            metric, result["series"][metric], result["smoothing"]
-        )
+        series = [
+            (label, points, smoothed)
+            for (label, points), smoothed in zip(
+                result["series"][metric], result["smoothed"], strict=True
+            )
+        ]
+        figures["scalars"] = tracking_figures.scalar_figure(metric, series, result["smoothing"])
     if result["curves"]:
         figures["pr"] = tracking_figures.pr_figure(
-            [(c["run"], c["curve"]) for c in result["curves"]], result["threshold"]
+            [(c["run"], c["curve"], c["at"]) for c in result["curves"]]
         )
     return figures
 
 
 def _form(params: tracking.TrackingParams) -> dict[str, Any]:
     return asdict(params)
-
-
-def _snippet(params: tracking.TrackingParams) -> str:
-    return f'''"""Log a small CNN's training to TensorBoard, as this page's example runs do."""
-import tempfile
-
-import torch
-from sklearn.datasets import load_digits
-from torch import nn
-from torch.utils.tensorboard import SummaryWriter
-
-torch.manual_seed(0)
-digits = load_digits()  # 1,797 8x8 digits, inside the scikit-learn package
-images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
-labels = torch.tensor(digits.target)
-logdir = tempfile.mkdtemp()  # then: tensorboard --logdir <this folder>
-
-for lr in (0.05, 0.2):  # one folder per run: TensorBoard overlays them
-    model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10)
-    )
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    writer = SummaryWriter(f"{{logdir}}/lr_{{lr}}")
-    step = 0
-    for epoch in range(2):
-        for i in range(0, len(labels), 32):
-            loss = nn.functional.cross_entropy(model(images[i : i + 32]), labels[i : i + 32])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            writer.add_scalar("loss", loss.item(), step)
-    with torch.no_grad():
-        probs = model(images).softmax(dim=1)
-    for k in range(10):  # one precision/recall curve per class: class k against the rest
-        writer.add_pr_curve(f"pr/class_{{k}}", labels == k, probs[:, k], step)
-    writer.add_images("samples", images[:16], step)
-    writer.close()
-    print(f"lr={{lr}}: final loss {{loss.item():.3f}}, logs in {{logdir}}")
-# smoothing={params.smoothing:g}, class={params.cls}, threshold={params.threshold:g} on the page
-'''
 
 
 VIEW = LessonView(
@@ -130,11 +93,11 @@ VIEW = LessonView(
     figures=_figures,
     code={
         "logging": source(run_files.write_summary),
-        "smooth": source(tracking.smooth),
+        "smooth": source(tracking.Smoother, tracking.smooth),
         "pr": source(tracking.pr_curve, tracking.operating_point),
         "architecture": source(classifier.architecture),
     },
-    snippet=_snippet,
+    snippet=tracking.snippet,
     form=_form,
     uses_runs=True,
 )

@@ -43,70 +43,6 @@ def _form(params: transfer.TransferParams) -> dict[str, Any]:
     return asdict(params)
 
 
-def _snippet(params: transfer.TransferParams) -> str:
-    return f'''"""Transfer learning on scikit-learn's digits: pretrain on 0-4, adapt to 5-9."""
-import torch
-from sklearn.datasets import load_digits
-from torch import nn
-
-torch.manual_seed(0)
-digits = load_digits()
-images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
-labels = torch.tensor(digits.target)
-order = torch.randperm(len(labels))
-test, train = order[:359], order[359:]
-
-
-def make_net(classes):
-    features = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-    )
-    return nn.Sequential(features, nn.Linear(64, classes))
-
-
-def fit(model, params, x, y, epochs, batch=10):
-    optimizer = torch.optim.SGD(params, lr=0.05, momentum=0.9)
-    for _ in range(epochs):
-        for i in torch.randperm(len(y)).split(batch):
-            loss = nn.functional.cross_entropy(model(x[i]), y[i])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-
-# 1. The source task: digits 0-4, every training example.
-src = train[labels[train] < 5]
-source = make_net(5)
-fit(source, source.parameters(), images[src], labels[src], epochs=12, batch=32)
-
-# 2. The target task: digits 5-9 (relabelled 0-4) with {params.examples} labelled examples each.
-pool = train[labels[train] >= 5]
-few = torch.cat([pool[labels[pool] == d][:{params.examples}] for d in range(5, 10)])
-x, y = images[few], labels[few] - 5
-held = test[labels[test] >= 5]
-
-for mode in ("feature-extract", "finetune", "scratch"):
-    torch.manual_seed(1)
-    model = make_net(5)  # a new head (and, for scratch, a new body)
-    if mode != "scratch":
-        model[0].load_state_dict(source[0].state_dict())  # the pretrained feature extractor
-    if mode == "feature-extract":
-        model[0].requires_grad_(False)  # frozen: only the new head trains
-        params = model[1].parameters()
-    elif mode == "finetune":  # everything trains, the body ten times slower
-        params = [{{"params": model[0].parameters(), "lr": 0.005}},
-                  {{"params": model[1].parameters()}}]
-    else:
-        params = model.parameters()
-    fit(model, params, x, y, epochs={params.epochs})
-    with torch.no_grad():
-        accuracy = (model(images[held]).argmax(1) == labels[held] - 5).float().mean()
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"{{mode:16}} trainable {{trainable:5}}  held-out accuracy {{accuracy:.3f}}")
-'''
-
-
 VIEW = LessonView(
     slug="transfer-learning",
     parse=_parse,
@@ -119,7 +55,7 @@ VIEW = LessonView(
         "table": source(transfer_task.parameter_table),
         "measure": source(transfer.epoch_curve, transfer.curve_summary),
     },
-    snippet=_snippet,
+    snippet=transfer.snippet,
     form=_form,
     uses_runs=True,
 )

@@ -17,8 +17,16 @@ from dataclasses import asdict
 from typing import Any
 
 from app.config import Settings
-from app.lessons import transforms
-from app.lessons.images import SAMPLES
+from app.lessons import transform_classes, transforms
+from app.lessons.images import SAMPLES, display_levels
+from app.lessons.stage_previews import tensor_for_display
+from app.lessons.transform_pipeline import (
+    PARAMETERS,
+    TRANSFORMS,
+    TransformLimits,
+    check_pipeline,
+    pipeline_from_url,
+)
 from app.viz import transforms as transform_figures
 from app.web.deps import limits_from
 from app.web.forms import params_from_query
@@ -39,24 +47,24 @@ PALETTE: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 
-def limits(settings: Settings) -> transforms.TransformLimits:
+def limits(settings: Settings) -> TransformLimits:
     """The lesson's limits, from the settings of the same names."""
-    return limits_from(settings, transforms.TransformLimits)
+    return limits_from(settings, TransformLimits)
 
 
 def palette() -> list[dict[str, Any]]:
     """Each transform the page offers: its class, what it works on, its defaults, its docstring."""
     out = []
     for name, works_on, defaults in PALETTE:
-        cls = transforms.TRANSFORMS[name]
+        cls = TRANSFORMS[name]
         out.append(
             {
                 "name": name,
                 "title": cls.__name__,
                 "works_on": works_on,
                 "doc": (inspect.getdoc(cls) or "").splitlines()[0],
-                "params": [key for key, _ in transforms.PARAMETERS[name]],
-                "kinds": dict(transforms.PARAMETERS[name]),
+                "params": [key for key, _ in PARAMETERS[name]],
+                "kinds": dict(PARAMETERS[name]),
                 "defaults": defaults,
             }
         )
@@ -75,7 +83,7 @@ def _explore(params: transforms.TransformParams, settings: Settings) -> dict[str
 
 def _form(params: transforms.TransformParams) -> dict[str, Any]:
     form = asdict(params)
-    steps = transforms.check_pipeline(transforms.pipeline_from_url(params.p), None)
+    steps = check_pipeline(pipeline_from_url(params.p), None)
     form["pipeline"] = [step.as_json() for step in steps]
     form["palette"] = palette()
     form["samples"] = {name: title for name, (title, _) in SAMPLES.items()}
@@ -83,15 +91,15 @@ def _form(params: transforms.TransformParams) -> dict[str, Any]:
 
 
 CLASSES = (
-    transforms.Resize,
-    transforms.CenterCrop,
-    transforms.RandomCrop,
-    transforms.Rotate,
-    transforms.HorizontalFlip,
-    transforms.Grayscale,
-    transforms.ToTensor,
-    transforms.Normalize,
-    transforms.MultiplyTransform,
+    transform_classes.Resize,
+    transform_classes.CenterCrop,
+    transform_classes.RandomCrop,
+    transform_classes.Rotate,
+    transform_classes.HorizontalFlip,
+    transform_classes.Grayscale,
+    transform_classes.ToTensor,
+    transform_classes.Normalize,
+    transform_classes.MultiplyTransform,
 )
 
 VIEW = LessonView(
@@ -101,11 +109,11 @@ VIEW = LessonView(
     figures=transform_figures.figures,
     code={
         **{cls.__name__: source(cls) for cls in CLASSES},
-        "Compose": source(transforms.Compose),
-        "PictureDataset": source(transforms.PictureDataset),
-        "helpers": source(transforms.require_image, transforms.require_tensor),
+        "Compose": source(transform_classes.Compose),
+        "PictureDataset": source(transform_classes.PictureDataset),
+        "helpers": source(transform_classes.require_image, transform_classes.require_tensor),
         "stages": source(transforms.run_pipeline),
-        "display": source(transforms.tensor_for_display),
+        "display": source(tensor_for_display, display_levels),
     },
     snippet=transforms.snippet,
     form=_form,

@@ -1,4 +1,5 @@
-"""POST /api/transforms/apply: a pipeline of transforms on an uploaded picture, stage by stage.
+"""The Transforms lesson's API: ``POST /api/transforms/apply``, a pipeline of transforms on an
+uploaded picture, stage by stage (API.md "Data and transforms").
 
 The route is ``async``: the pipeline is checked first, then the request passes the picture gate
 (``app.state.picture_gate``: 429 when full), the gate's thread reads the upload (with the byte
@@ -11,19 +12,26 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from app.lessons import transforms
 from app.lessons.errors import LessonInputError
+from app.lessons.transform_pipeline import Step, TransformLimits, check_pipeline
 from app.web.admission import client_key
-from app.web.deps import PictureGateDep, SettingsDep
+from app.web.deps import PictureGateDep, SettingsDep, limits_from
 from app.web.schemas import error_responses
 from app.web.uploads import picture_reader
-from app.web.views.transforms import limits
 from app.workers import pictures
 
 router = APIRouter(tags=["transforms"])
+
+
+def transform_limits(settings: SettingsDep) -> TransformLimits:
+    """The Transforms lesson's limits, from the settings of the same names."""
+    return limits_from(settings, TransformLimits)
+
+
+TransformLimitsDep = Annotated[TransformLimits, Depends(transform_limits)]
 
 EXAMPLE_PIPELINE = (
     '[{"name": "resize", "size": [64, 64]}, {"name": "grayscale"}, '
@@ -66,7 +74,7 @@ class TransformsResponse(BaseModel):
     pipeline: list[dict[str, Any]] = Field(description="the pipeline as it was understood")
 
 
-def parse_pipeline_json(text: str, limits: transforms.TransformLimits) -> list[transforms.Step]:
+def parse_pipeline_json(text: str, limits: TransformLimits) -> list[Step]:
     """The form field's JSON, validated; bad JSON is a 422 that says where it broke."""
     try:
         raw = json.loads(text)
@@ -79,7 +87,7 @@ def parse_pipeline_json(text: str, limits: transforms.TransformLimits) -> list[t
         raise LessonInputError(
             "pipeline is nested too deeply to be a list of transforms."
         ) from None
-    return transforms.check_pipeline(raw, limits)
+    return check_pipeline(raw, limits)
 
 
 @router.post("/api/transforms/apply", responses=error_responses(415, 429))
@@ -87,6 +95,7 @@ async def apply(
     request: Request,
     gate: PictureGateDep,
     settings: SettingsDep,
+    limits: TransformLimitsDep,
     pipeline: Annotated[
         str,
         Form(description=f"a JSON list of transforms, such as {EXAMPLE_PIPELINE}"),
@@ -112,15 +121,14 @@ async def apply(
     the picture workers are full (picture_max_waiting, picture_max_per_client,
     picture_queue_seconds).
     """
-    lesson_limits = limits(settings)
-    steps = parse_pipeline_json(pipeline, lesson_limits)
+    steps = parse_pipeline_json(pipeline, limits)
     read = picture_reader(file, sample, settings)
     result = await gate.run(
         client_key(request),
         pictures.transforms_apply,
         read,
         steps,
-        lesson_limits,
+        limits,
         settings.transform_preview_side,
         settings,
     )

@@ -1,15 +1,27 @@
-"""POST /api/data/batches: the indices a real DataLoader draws (API.md "Data and transforms")."""
+"""The Datasets and DataLoaders lesson's API: ``POST /api/data/batches``, the indices a real
+DataLoader draws (API.md "Data and transforms")."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from app.lessons import datasets
+from app.lessons.datasets import BatchLimits
 from app.web.deps import SettingsDep, limits_from
 from app.web.schemas import JsonBody
 
 router = APIRouter(tags=["data"])
+
+
+def batch_limits(settings: SettingsDep) -> BatchLimits:
+    """The datasets lesson's limits, from the settings of the same names."""
+    return limits_from(settings, BatchLimits)
+
+
+BatchLimitsDep = Annotated[BatchLimits, Depends(batch_limits)]
 
 
 class BatchesRequest(JsonBody):
@@ -27,9 +39,8 @@ class BatchesResponse(BaseModel):
 
 
 @router.post("/api/data/batches")
-def batches(body: BatchesRequest, settings: SettingsDep) -> BatchesResponse:
+def batches(body: BatchesRequest, limits: BatchLimitsDep) -> BatchesResponse:
     """Iterate a DataLoader over a Dataset subclass and report which samples each batch held."""
-    limits = limits_from(settings, datasets.BatchLimits)
     datasets.check_batches(
         body.size, body.batch_size, body.epochs, body.seed, body.drop_last, limits
     )

@@ -1,8 +1,9 @@
-"""Checkpoints over HTTP (API.md "Training runs"): inspect an uploaded .pth, evaluate it.
+"""The Saving and loading lesson's API: inspect an uploaded .pth, or evaluate it on a task's
+held-out data (``/api/checkpoints/...``, API.md "Training runs").
 
 The routes are ``async`` because the upload is read as it streams in, with its byte limit; the
 file is then opened (only ever with ``torch.load(..., weights_only=True)``, in
-``app.jobs.checkpoints``) and evaluated in the thread pool, never on the event loop.
+``app.jobs.safe_load``) and evaluated in the thread pool, never on the event loop.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.jobs import ConfigError
-from app.jobs.checkpoints import CheckpointLimits, evaluate_checkpoint, inspect_checkpoint
+from app.jobs.checkpoints import evaluate_checkpoint, inspect_checkpoint
+from app.jobs.safe_load import CheckpointLimits
 from app.web.deps import SettingsDep, limits_from
 from app.web.uploads import read_upload
 
@@ -145,7 +147,11 @@ CheckpointFile = Annotated[
 
 
 def checkpoint_limits(settings: SettingsDep) -> CheckpointLimits:
+    """The lesson's limits on an uploaded file, from the settings of the same names."""
     return limits_from(settings, CheckpointLimits)
+
+
+CheckpointLimitsDep = Annotated[CheckpointLimits, Depends(checkpoint_limits)]
 
 
 async def read_checkpoint(file: UploadFile, settings: SettingsDep) -> bytes:
@@ -182,13 +188,15 @@ def parse_config(text: str | None) -> dict[str, Any] | None:
 
 
 @router.post("/api/checkpoints/inspect", responses=ERRORS)
-async def inspect(file: CheckpointFile, settings: SettingsDep) -> InspectResponse:
+async def inspect(
+    file: CheckpointFile, settings: SettingsDep, limits: CheckpointLimitsDep
+) -> InspectResponse:
     """What a .pth holds: the model's tensors (key, shape, dtype, numel), the parameter count,
     and for a checkpoint its epoch, task, config, optimizer state (momentum buffers...) and any
     other keys. Opened only with ``torch.load(..., weights_only=True)``: a pickle that would run
     code is refused with 422 and never runs."""
     data = await read_checkpoint(file, settings)
-    report = await run_in_threadpool(inspect_checkpoint, data, checkpoint_limits(settings))
+    report = await run_in_threadpool(inspect_checkpoint, data, limits)
     return InspectResponse.model_validate(report)
 
 
@@ -196,6 +204,7 @@ async def inspect(file: CheckpointFile, settings: SettingsDep) -> InspectRespons
 async def evaluate(
     file: CheckpointFile,
     settings: SettingsDep,
+    limits: CheckpointLimitsDep,
     task: Annotated[
         str | None,
         Form(
@@ -217,7 +226,5 @@ async def evaluate(
     that lists every missing, unexpected and mismatched key."""
     parsed = parse_config(config)
     data = await read_checkpoint(file, settings)
-    result = await run_in_threadpool(
-        evaluate_checkpoint, data, checkpoint_limits(settings), task or None, parsed
-    )
+    result = await run_in_threadpool(evaluate_checkpoint, data, limits, task or None, parsed)
     return EvaluateResponse.model_validate(result)
