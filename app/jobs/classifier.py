@@ -269,6 +269,25 @@ def check_optimizer_fits(
     )
 
 
+def check_model_fits(model: nn.Module, saved: Any, *, built_by: str, field: str) -> None:
+    """Raise ``ConfigError`` when ``saved`` (a model's state_dict) cannot load into ``model``:
+    a tensor it lacks or one of another shape, as when a digits run is resumed with other
+    ``channels``. ``built_by`` names the config that built ``model``; ``field`` is that field."""
+    if not isinstance(saved, Mapping):
+        raise ConfigError("the checkpoint holds no model state to resume", "resume_from")
+    for name, tensor in model.state_dict().items():
+        theirs = saved.get(name)
+        shape = list(theirs.shape) if isinstance(theirs, torch.Tensor) else None
+        if shape != list(tensor.shape):
+            held = f"has {name} of shape {shape}" if shape is not None else f"has no {name}"
+            raise ConfigError(
+                f"the checkpoint's model {held}, but {built_by} builds it as "
+                f"{list(tensor.shape)}, so its weights cannot load: resume with the "
+                f"checkpoint's {field}, or start a new run.",
+                field,
+            )
+
+
 def restore(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -363,6 +382,21 @@ def train_digits(
     )
 
 
+def check_digits_resume(config: BaseModel, checkpoint: dict[str, Any]) -> None:
+    """Refuse, before the run is queued, a resume whose ``channels`` differ from the
+    checkpoint's (the conv and linear layers' shapes follow them) or, with
+    ``resume_optimizer``, a checkpoint with no optimizer state to restore."""
+    cfg = DigitsConfig.model_validate(config.model_dump())
+    with torch.random.fork_rng(devices=[]):  # building draws the layers' random weights
+        model = DigitsCNN(cfg.channels)
+        optimizer = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=0.9)
+    check_model_fits(
+        model, checkpoint.get("model"), built_by=f"channels={cfg.channels}", field="channels"
+    )
+    if cfg.resume_optimizer:
+        check_optimizer_fits(optimizer, checkpoint.get("optimizer"))
+
+
 def digits_model(cfg: Any) -> nn.Module:
     return DigitsCNN(cfg.channels)
 
@@ -395,5 +429,6 @@ DIGITS = register(
         train=train_digits,
         build_model=digits_model,
         evaluate=evaluate_digits,
+        check_resume=check_digits_resume,
     )
 )

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastapi.testclient import TestClient
 from sklearn.datasets import load_digits
 
 from app.jobs import LocalRunner, RunStore
 from app.jobs.classifier import DigitsCNN, architecture, digits_split, train_digits
+from tests.support import finished, launch
 
 
 def test_the_split_holds_every_real_digit_once() -> None:
@@ -108,3 +110,32 @@ def test_a_digits_run_writes_pr_curves_images_and_scalars_tensorboard_reads(
     finally:
         runner.shutdown()
         store.close()
+
+
+def test_resuming_a_digits_run_with_other_channels_is_a_422_naming_the_shapes(
+    client: TestClient,
+) -> None:
+    """The conv and linear layers' shapes follow ``channels``: a checkpoint of 2 filters cannot
+    load into a model of 4, so the run is refused before it is queued, not failed in a worker."""
+    first = finished(client, launch(client, "digits-cnn", {"channels": 2, "epochs": 1}))
+    assert first["status"] == "completed", first["error"]
+    before = len(client.get("/api/runs").json()["runs"])
+    body = {"task": "digits-cnn", "config": {"channels": 4}, "resume_from": first["id"]}
+    refused = client.post("/api/runs", json=body)
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    shapes = {name: list(t.shape) for name, t in DigitsCNN(4).state_dict().items()}
+    for text in (
+        first["id"],
+        "conv.weight of shape [2, 1, 3, 3]",
+        f"channels=4 builds it as {shapes['conv.weight']}",
+        "resume with the checkpoint's channels",
+    ):
+        assert text in detail, text
+    assert refused.json()["field"] == "channels"
+    assert len(client.get("/api/runs").json()["runs"]) == before  # nothing was queued
+
+    body["config"] = {"channels": 2}
+    resumed = finished(client, client.post("/api/runs", json=body).json()["id"])
+    assert resumed["status"] == "completed", resumed["error"]
+    assert resumed["metrics"]["epoch"][-1][1] == 2  # the epochs count on from the checkpoint's

@@ -14,18 +14,15 @@ page's script, which rebuilds every step's variables from the trace.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from app.config import Settings
 from app.lessons import tensors
-from app.lessons.errors import LessonInputError, LimitExceeded
 from app.sandbox import SandboxRefused, run_program_isolated
 from app.sandbox.isolation import SandboxBusy
 from app.viz import tensors as tensor_figures
-from app.viz.common import Figure
 from app.web.forms import params_from_query
 from app.web.routes import programs
 from app.web.views.base import LessonView, PageContext, source
@@ -143,48 +140,6 @@ def explore(
     result["cards"] = cards(result["variables"], settings.max_answer_bytes // CARDS_SHARE)
     result["trace_bytes"] = trace_bytes(settings)
     return result
-
-
-# What a tensor's element may be in a Value: a number, a bool, or a non-finite float's name.
-NON_FINITE = ("nan", "inf", "-inf")
-
-
-def _check_values(values: Any, shape: list[int], where: str = "values") -> None:
-    """``values`` is a nested list of exactly ``shape`` (at most MAX_HEATMAP_DIMS deep)."""
-    if not shape:
-        if not isinstance(values, bool | int | float) and values not in NON_FINITE:
-            raise LessonInputError(
-                f"{where} must be a number, true/false or one of {', '.join(NON_FINITE)}, "
-                f"not {str(values)[:40]!r}"
-            )
-        return
-    if not isinstance(values, list) or len(values) != shape[0]:
-        got = f"{len(values)} items" if isinstance(values, list) else type(values).__name__
-        raise LessonInputError(f"{where} must be a list of {shape[0]} (shape {shape}), not {got}")
-    for i, item in enumerate(values):
-        _check_values(item, shape[1:], f"{where}[{i}]")
-
-
-def heatmap(name: str | None, value: Mapping[str, Any] | None, settings: Settings) -> Figure:
-    """The heatmap of one tensor or array Value (as ``POST /api/tensors/run`` gives it), checked
-    first: a 422 names what does not fit its shape, or a tensor with more elements than the
-    sandbox lists (``program_max_display_elements``). No name and no value: no tensor to draw."""
-    if name is None or value is None:
-        if name is not None or value is not None:
-            raise LessonInputError("name and value come together: both, or neither (no tensor)")
-        return tensor_figures.heatmap(None, None)
-    shape = list(value["shape"])
-    values = value.get("values")
-    limit = settings.program_max_display_elements
-    count = math.prod(shape)  # an exact int: a shape sent can be vast
-    if values is not None and count > limit:
-        shown = count if count < 10**15 else float("inf")  # past a float: "inf"
-        raise LimitExceeded(
-            "elements of a tensor to draw", "program_max_display_elements", limit, shown
-        )
-    if values is not None:
-        _check_values(values, shape)
-    return tensor_figures.heatmap(name, dict(value))
 
 
 def _parse(query: Mapping[str, str], settings: Settings) -> tensors.TensorParams:

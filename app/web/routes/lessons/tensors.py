@@ -7,15 +7,20 @@ A learner's program runs one statement at a time in a sandbox worker, through th
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.config import Settings
+from app.lessons.errors import LessonInputError, LimitExceeded
+from app.viz import tensors as tensor_figures
+from app.viz.common import Figure
 from app.web.deps import ProgramGateDep, SettingsDep
 from app.web.routes.programs import admitted, json_response, program_router
 from app.web.schemas import EXAMPLE_PROGRAM, JsonBody, ProgramError
-from app.web.views.tensors import heatmap
 
 router = program_router()
 
@@ -109,6 +114,48 @@ class HeatmapRequest(JsonBody):
 
 class HeatmapResponse(BaseModel):
     figure: dict[str, Any] = Field(description="the Plotly figure app/viz/tensors.py draws")
+
+
+# What a tensor's element may be in a Value: a number, a bool, or a non-finite float's name.
+NON_FINITE = ("nan", "inf", "-inf")
+
+
+def _check_values(values: Any, shape: list[int], where: str = "values") -> None:
+    """``values`` is a nested list of exactly ``shape`` (at most MAX_HEATMAP_DIMS deep)."""
+    if not shape:
+        if not isinstance(values, bool | int | float) and values not in NON_FINITE:
+            raise LessonInputError(
+                f"{where} must be a number, true/false or one of {', '.join(NON_FINITE)}, "
+                f"not {str(values)[:40]!r}"
+            )
+        return
+    if not isinstance(values, list) or len(values) != shape[0]:
+        got = f"{len(values)} items" if isinstance(values, list) else type(values).__name__
+        raise LessonInputError(f"{where} must be a list of {shape[0]} (shape {shape}), not {got}")
+    for i, item in enumerate(values):
+        _check_values(item, shape[1:], f"{where}[{i}]")
+
+
+def heatmap(name: str | None, value: Mapping[str, Any] | None, settings: Settings) -> Figure:
+    """The heatmap of one tensor or array Value (as ``POST /api/tensors/run`` gives it), checked
+    first: a 422 names what does not fit its shape, or a tensor with more elements than the
+    sandbox lists (``program_max_display_elements``). No name and no value: no tensor to draw."""
+    if name is None or value is None:
+        if name is not None or value is not None:
+            raise LessonInputError("name and value come together: both, or neither (no tensor)")
+        return tensor_figures.heatmap(None, None)
+    shape = list(value["shape"])
+    values = value.get("values")
+    limit = settings.program_max_display_elements
+    count = math.prod(shape)  # an exact int: a shape sent can be vast
+    if values is not None and count > limit:
+        shown = count if count < 10**15 else float("inf")  # past a float: "inf"
+        raise LimitExceeded(
+            "elements of a tensor to draw", "program_max_display_elements", limit, shown
+        )
+    if values is not None:
+        _check_values(values, shape)
+    return tensor_figures.heatmap(name, dict(value))
 
 
 @router.post("/api/tensors/heatmap")
