@@ -57,21 +57,42 @@ def top_value(panels: Sequence[Grid]) -> float:
     return largest if largest > 0 else 1.0
 
 
+def panel_grid(
+    title: str,
+    panels: Sequence[Grid],
+    names: list[str],
+    *,
+    signed: bool,
+    columns: int | None = None,
+    row_height: int = ROW_HEIGHT,
+    **style: Any,
+) -> Figure:
+    """This page's bare square panels on one scale: diverging around 0 for weights
+    (``signed``), 0 to the largest value for activations."""
+    top = symmetric_range(panels) if signed else top_value(panels)
+    columns = columns or columns_for(len(panels))
+    return heatmap_grid(
+        title,
+        panels,
+        names,
+        colorscale=DIVERGING if signed else SEQUENTIAL,
+        zmin=-top if signed else 0.0,
+        zmax=top,
+        columns=columns,
+        height=grid_height(len(panels), columns, row_height),
+        numbered=False,
+        **style,
+    )
+
+
 def filters_figure(filters: Sequence[Grid], layer: int, what: str, focus: int) -> Figure:
     """Each channel's filter of conv layer ``layer`` (weights, or kernels summed); a first
     layer's few filters print their weights."""
-    m = symmetric_range(filters)
-    columns = columns_for(len(filters))
-    return heatmap_grid(
+    return panel_grid(
         f"Layer {layer} filters" + ("" if what == "the weights" else ", summed over inputs"),
         filters,
         [f"ch {k}" for k in range(len(filters))],
-        colorscale=DIVERGING,
-        zmin=-m,
-        zmax=m,
-        columns=columns,
-        height=grid_height(len(filters), columns),
-        numbered=False,
+        signed=True,
         highlight=focus,
         labelled_cells=9 if len(filters) <= 8 else 0,
         text_format=CELL_FORMAT,
@@ -81,17 +102,11 @@ def filters_figure(filters: Sequence[Grid], layer: int, what: str, focus: int) -
 
 def maps_figure(maps: Sequence[Grid], layer: int, label: int, focus: int) -> Figure:
     """Conv layer ``layer``'s feature maps after ReLU for the chosen digit, one shared scale."""
-    columns = columns_for(len(maps))
-    return heatmap_grid(
+    return panel_grid(
         f"Layer {layer} feature maps for this {label}",
         maps,
         [f"ch {k}" for k in range(len(maps))],
-        colorscale=SEQUENTIAL,
-        zmin=0.0,
-        zmax=top_value(maps),
-        columns=columns,
-        height=grid_height(len(maps), columns),
-        numbered=False,
+        signed=False,
         highlight=focus,
         labelled_cells=0,
         what="activation",
@@ -196,16 +211,13 @@ def focus_maps_figure(
     names = [f"map {h}×{w}"]
     if pooled is not None:
         names.append(f"{pool or 'pooled'} {len(pooled)}×{len(pooled[0])}")
-    return heatmap_grid(
+    return panel_grid(
         f"Channel {channel} on this digit",
         panels,
         names,
-        colorscale=SEQUENTIAL,
-        zmin=0.0,
-        zmax=top_value(panels),
+        signed=False,
         columns=len(panels),
-        height=grid_height(len(panels), len(panels), row_height=200),
-        numbered=False,
+        row_height=200,
         labelled_cells=64,
         text_format=CELL_FORMAT,
         what="activation",
@@ -214,18 +226,11 @@ def focus_maps_figure(
 
 def focus_kernels_figure(kernels: Sequence[Grid], channel: int) -> Figure:
     """The focused channel's kernel for each input channel: which lower maps it combines."""
-    m = symmetric_range(kernels)
-    columns = columns_for(len(kernels))
-    return heatmap_grid(
+    return panel_grid(
         f"Channel {channel}'s kernel per input channel",
         kernels,
         [f"in {i}" for i in range(len(kernels))],
-        colorscale=DIVERGING,
-        zmin=-m,
-        zmax=m,
-        columns=columns,
-        height=grid_height(len(kernels), columns),
-        numbered=False,
+        signed=True,
         labelled_cells=0,
         what="weight",
     )
