@@ -124,6 +124,15 @@ class Settings(BaseSettings):
     program_max_stdout_chars: int = Field(default=100_000, ge=1)
     program_max_recorded_numbers: int = Field(default=500_000, ge=1)
     program_max_graph_nodes: int = Field(default=1_000, ge=1)
+    # Learner functions, classes, files and figures (issue 13).
+    program_max_call_depth: int = Field(default=100, ge=2, le=400, description="nested calls")
+    program_max_functions: int = Field(default=2_000, ge=1, description="def and lambda made")
+    program_max_classes: int = Field(default=100, ge=1)
+    program_max_objects: int = Field(default=100_000, ge=1, description="instances made")
+    program_max_files: int = Field(default=20, ge=0, description="in-memory files")
+    program_max_file_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    program_max_figures: int = Field(default=10, ge=0, description="matplotlib figures")
+    program_max_figure_pixels: int = Field(default=1_000_000, ge=10_000)
     # Worker processes that run programs (0: one per CPU), and how long a request may wait for one.
     program_workers: int = Field(default=0, ge=0, le=64)
     # Short on purpose: a request that would wait longer for a worker is refused (429) rather

@@ -2,8 +2,10 @@
 
 The app side is a full request to POST /api/tensors/run (validation, the worker pool's socket
 round trip, the interpreter recording every variable after every statement, JSON); the bare side
-is the same program written as plain PyTorch in this process. Also the requests per second that
-POST /api/autograd/graph answers on the notes' example, several clients at once.
+is the same program written as plain PyTorch in this process. Also a whole beginner training
+script (a learner nn.Module, 100 epochs of logistic regression on scikit-learn's breast-cancer
+table) with step recording on (steps "changes") and off (steps "none"), and the requests per
+second that POST /api/autograd/graph answers on the notes' example, several clients at once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ import asyncio
 import time
 
 import httpx
+import numpy as np
 import torch
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from torch import nn
 
 from app.config import Settings
 from app.main import create_app
@@ -36,6 +43,119 @@ for epoch in range(20):
         w -= lr * w.grad
     w.grad.zero_()
 """
+
+
+# The course's logistic-regression script as a learner pastes it, imports and all: scikit-learn's
+# 569 x 30 breast-cancer table, scaled, split, and a learner nn.Module trained for 100 epochs.
+TRAINING = """import numpy as np
+import torch
+import torch.nn as nn
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+bc = datasets.load_breast_cancer()
+X, y = bc.data, bc.target
+n_samples, n_features = X.shape
+
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=1234)
+
+sc = StandardScaler()
+X_train = sc.fit_transform(X_train)
+X_test = sc.transform(X_test)
+
+X_train = torch.from_numpy(X_train.astype(np.float32))
+X_test = torch.from_numpy(X_test.astype(np.float32))
+y_train = torch.from_numpy(y_train.astype(np.float32))
+y_test = torch.from_numpy(y_test.astype(np.float32))
+
+y_train = y_train.view(y_train.shape[0], 1)
+y_test = y_test.view(y_test.shape[0], 1)
+
+
+class LogisticRegression(nn.Module):
+    def __init__(self, n_input_features):
+        super(LogisticRegression, self).__init__()
+        self.linear = nn.Linear(n_input_features, 1)
+
+    def forward(self, x):
+        y_pred = torch.sigmoid(self.linear(x))
+        return y_pred
+
+
+torch.manual_seed(0)
+model = LogisticRegression(n_features)
+
+num_epochs = 100
+learning_rate = 0.01
+criterion = nn.BCELoss()
+optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+
+for epoch in range(num_epochs):
+    y_pred = model(X_train)
+    loss = criterion(y_pred, y_train)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    if (epoch + 1) % 10 == 0:
+        print(f"epoch: {epoch + 1}, loss = {loss.item():.4f}")
+
+with torch.no_grad():
+    y_predicted = model(X_test)
+    y_predicted_cls = y_predicted.round()
+    acc = y_predicted_cls.eq(y_test).sum() / float(y_test.shape[0])
+    print(f"accuracy: {acc.item():.4f}")
+"""
+
+
+class LogisticRegression(nn.Module):
+    """The learner's class of TRAINING, written in plain PyTorch."""
+
+    def __init__(self, n_input_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(n_input_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.linear(x))  # (N, 1)
+
+
+def bare_training() -> str:
+    """TRAINING as plain Python in this process: what it prints."""
+    printed: list[str] = []
+    bc = datasets.load_breast_cancer()
+    x, y = bc.data, bc.target  # (569, 30), (569,)
+    n_features = x.shape[1]
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=1234)
+    sc = StandardScaler()
+    x_train = sc.fit_transform(x_train)
+    x_test = sc.transform(x_test)
+    xt_train = torch.from_numpy(x_train.astype(np.float32))  # (455, 30)
+    xt_test = torch.from_numpy(x_test.astype(np.float32))  # (114, 30)
+    yt_train = torch.from_numpy(y_train.astype(np.float32)).view(-1, 1)  # (455, 1)
+    yt_test = torch.from_numpy(y_test.astype(np.float32)).view(-1, 1)  # (114, 1)
+    torch.manual_seed(0)
+    model = LogisticRegression(n_features)
+    criterion = nn.BCELoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for epoch in range(100):
+        loss = criterion(model(xt_train), yt_train)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if (epoch + 1) % 10 == 0:
+            printed.append(f"epoch: {epoch + 1}, loss = {loss.item():.4f}\n")
+    with torch.no_grad():
+        predicted = model(xt_test).round()  # (114, 1)
+        acc = predicted.eq(yt_test).sum() / float(yt_test.shape[0])
+        printed.append(f"accuracy: {acc.item():.4f}\n")
+    return "".join(printed)
+
+
+def printed(answer: dict[str, object]) -> str:
+    """Everything a program printed, from its answer: the steps' stdout, then stdout_after."""
+    steps = answer["steps"]
+    assert isinstance(steps, list)
+    return "".join(step["stdout"] for step in steps) + str(answer["stdout_after"])
 
 
 def bare_view() -> torch.Tensor:
@@ -102,6 +222,33 @@ def run(ctx: Context) -> list[Row]:
                 ctx.budget(8.0),
             )
             rows.append(Row.timed(GROUP, name, app_t, bare_t, "bare == app (final w)"))
+
+        expected = bare_training()
+        for steps, note in (
+            ("changes", "recording on: the page's format"),
+            ("none", "recording off; target <= 3"),
+        ):
+            request: dict[str, object] = {"code": TRAINING, "steps": steps}
+            answer = runner.run(post("/api/tensors/run", request)).json()
+            assert answer["error"] is None, answer["error"]
+            assert printed(answer) == expected, (printed(answer), expected)
+            app_t, bare_t = compare(
+                lambda request=request: runner.run(post("/api/tensors/run", request)),
+                bare_training,
+                ctx.repeat(30),
+                2,
+                ctx.budget(10.0),
+            )
+            rows.append(
+                Row.timed(
+                    GROUP,
+                    f'POST /api/tensors/run: 100-epoch logistic regression, steps "{steps}"',
+                    app_t,
+                    bare_t,
+                    f"{note}; bare == app (printed losses)",
+                    steps_recorded=len(answer["steps"]),
+                )
+            )
 
         body = {"code": NOTES_GRAPH, "backward": "z"}
         graph = runner.run(post("/api/autograd/graph", body)).json()

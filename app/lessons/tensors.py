@@ -288,6 +288,8 @@ def explore(params: TensorParams, runner: Runner) -> dict[str, Any]:
         "notices": list(trace.get("notices") or []),
         "stdout_after": str(trace.get("stdout_after") or ""),  # printed after the last step
         "steps_format": trace.get("steps_format", "full"),
+        "files": list(trace.get("files") or []),  # what the program saved, for download
+        "figures": list(trace.get("figures") or []),  # the PNGs it drew, with their steps
         **step_view(trace, params.step, params.var),
     }
 

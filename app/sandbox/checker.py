@@ -10,8 +10,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from app.sandbox.library import ALL_ATTRIBUTES, BUILTINS, FORBIDDEN_NAMES, NAMESPACES
+from app.sandbox.library import BUILTINS, FORBIDDEN_NAMES, NAMESPACES, all_attributes
 from app.sandbox.limits import SandboxLimits, SandboxRefused, over_limit
+from app.sandbox.modules import MODULES  # noqa: F401  (every library registered first)
+from app.sandbox.objects import SPECIAL_METHODS
 
 
 class ProgramSyntaxError(Exception):
@@ -30,29 +32,11 @@ class CheckedProgram:
     source: str
 
 
-# (module, name it binds) pairs a top-level import may name: all are bound already.
-ALLOWED_IMPORTS = frozenset(
-    {
-        ("torch", "torch"),
-        ("numpy", "np"),
-        ("numpy", "numpy"),
-        ("torch.nn", "nn"),
-        ("torch.nn", "torch"),
-        ("torch.nn.functional", "F"),
-        ("torch.nn.functional", "torch"),
-        ("torch.optim", "optim"),
-        ("torch.optim", "torch"),
-    }
-)
-IMPORT_HINT = (
-    "torch, numpy as np, torch.nn as nn, torch.nn.functional as F and torch.optim as optim "
-    "are already imported"
-)
-
 _STATEMENTS: tuple[type, ...] = (
     ast.Expr,
     ast.Assign,
     ast.AugAssign,
+    ast.AnnAssign,
     ast.For,
     ast.While,
     ast.If,
@@ -62,6 +46,15 @@ _STATEMENTS: tuple[type, ...] = (
     ast.Continue,
     ast.Delete,
     ast.Assert,
+    ast.FunctionDef,
+    ast.ClassDef,
+    ast.Return,
+    ast.Global,
+    ast.Nonlocal,
+    ast.Try,
+    ast.Raise,
+    ast.Import,
+    ast.ImportFrom,
 )
 _EXPRESSIONS: tuple[type, ...] = (
     ast.BoolOp,
@@ -82,6 +75,11 @@ _EXPRESSIONS: tuple[type, ...] = (
     ast.List,
     ast.Tuple,
     ast.Slice,
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
 )
 _HELPERS: tuple[type, ...] = (
     ast.Module,
@@ -92,32 +90,28 @@ _HELPERS: tuple[type, ...] = (
     ast.unaryop,
     ast.keyword,
     ast.withitem,
+    ast.arguments,
+    ast.arg,
+    ast.comprehension,
+    ast.ExceptHandler,
+    ast.alias,
 )
 _REFUSED: dict[type, str] = {
-    ast.FunctionDef: "defining functions (def) is not allowed",
-    ast.AsyncFunctionDef: "defining functions (async def) is not allowed",
-    ast.Lambda: "lambda is not allowed",
-    ast.ClassDef: "defining classes is not allowed",
-    ast.Global: "global is not allowed",
-    ast.Nonlocal: "nonlocal is not allowed",
-    ast.Yield: "yield is not allowed",
-    ast.YieldFrom: "yield is not allowed",
+    ast.AsyncFunctionDef: "defining functions with async def is not supported",
+    ast.Yield: "yield (generator functions) is not supported: return a list, or write a class "
+    "with __iter__ and __next__",
+    ast.YieldFrom: "yield from is not supported",
     ast.Await: "await is not allowed",
     ast.AsyncFor: "async for is not allowed",
     ast.AsyncWith: "async with is not allowed",
-    ast.Try: "try/except is not supported",
-    ast.Raise: "raise is not supported",
-    ast.Return: "return is not allowed outside a function",
+    ast.TryStar: "except* is not supported",
     ast.NamedExpr: "the walrus operator := is not supported",
-    ast.ListComp: "list comprehensions are not supported: use a for loop",
-    ast.SetComp: "set comprehensions are not supported: use a for loop",
-    ast.DictComp: "dict comprehensions are not supported: use a for loop",
-    ast.GeneratorExp: "generator expressions are not supported: use a for loop",
     ast.Match: "match statements are not supported",
-    ast.AnnAssign: "type annotations are not supported",
-    ast.Import: f"import is not allowed: {IMPORT_HINT}",
-    ast.ImportFrom: f"import is not allowed: {IMPORT_HINT}",
 }
+# The one dunder name a program may read: ``if __name__ == "__main__":``.
+_DUNDER_NAMES = frozenset({"__name__"})
+# Decorators: @staticmethod, @classmethod, @property, @<property>.setter, @torch.no_grad().
+_DECORATOR_NAMES = frozenset({"staticmethod", "classmethod", "property"})
 
 
 def check_program(code: str, limits: SandboxLimits) -> CheckedProgram:
@@ -137,13 +131,17 @@ def check_program(code: str, limits: SandboxLimits) -> CheckedProgram:
     except ValueError as exc:  # e.g. NUL bytes
         raise ProgramSyntaxError(1, f"SyntaxError: {exc}") from None
     _check_depth(tree, limits)
-    body = _strip_imports(tree.body)
     assigned = _assigned_names(tree)
-    for name in assigned & set(NAMESPACES):
-        raise SandboxRefused(f"'{name}' names a module here and cannot be assigned to")
+    for name in _plain_assigned(tree) & set(NAMESPACES):
+        line = next(
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load)
+        )
+        raise SandboxRefused(f"'{name}' names a module here and cannot be assigned to", line)
     _check_nodes(tree, assigned, limits)
-    _check_loops(body, in_loop=False)
-    return CheckedProgram(body=body, lines=code.splitlines(), source=code)
+    _check_flow(tree.body, in_loop=False, in_function=False)
+    return CheckedProgram(body=tree.body, lines=code.splitlines(), source=code)
 
 
 def _check_depth(tree: ast.AST, limits: SandboxLimits) -> None:
@@ -163,46 +161,51 @@ def _check_depth(tree: ast.AST, limits: SandboxLimits) -> None:
         stack.extend((child, depth) for child in ast.iter_child_nodes(node))
 
 
-def _strip_imports(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Accept ``import torch`` & co. at the top level as no-ops; any other import is refused."""
-    kept = []
-    for stmt in body:
-        if isinstance(stmt, ast.Import):
-            for alias in stmt.names:
-                bound = alias.asname or alias.name.split(".")[0]
-                if (alias.name, bound) not in ALLOWED_IMPORTS:
-                    raise SandboxRefused(
-                        f"import {alias.name} is not allowed: {IMPORT_HINT}", stmt.lineno
-                    )
-        elif isinstance(stmt, ast.ImportFrom):
-            for alias in stmt.names:
-                module = f"{stmt.module}.{alias.name}"
-                bound = alias.asname or alias.name
-                if stmt.level or (module, bound) not in ALLOWED_IMPORTS:
-                    raise SandboxRefused(
-                        f"from {stmt.module or '.'} import {alias.name} is not allowed: "
-                        f"{IMPORT_HINT}",
-                        stmt.lineno,
-                    )
-        else:
-            kept.append(stmt)
-    return kept
-
-
-def _late_import_message(node: ast.Import | ast.ImportFrom) -> str:
-    if isinstance(node, ast.Import):
-        what = "import " + ", ".join(alias.name for alias in node.names)
-    else:
-        what = f"from {node.module or '.'} import " + ", ".join(a.name for a in node.names)
-    return f"{what} is not allowed inside a block: {IMPORT_HINT}"
-
-
-def _assigned_names(tree: ast.AST) -> set[str]:
+def _plain_assigned(tree: ast.AST) -> set[str]:
+    """Names the program assigns with ``=`` (an import may rebind ``np`` to numpy itself)."""
     return {
         node.id
         for node in ast.walk(tree)
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del)
     }
+
+
+def _assigned_names(tree: ast.AST) -> set[str]:
+    """Every name the program binds: assignments, def/class, parameters, imports, except-as."""
+    names = _plain_assigned(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add(node.asname or node.name.split(".")[0])
+    return names
+
+
+def _defined_attributes(tree: ast.AST) -> set[str]:
+    """Attribute names the program itself defines: ``self.x = ...``, methods, class attributes."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(node.attr)
+        elif isinstance(node, ast.ClassDef):
+            for stmt in node.body:
+                if isinstance(stmt, ast.FunctionDef):
+                    names.add(stmt.name)
+                for target in _targets(stmt):
+                    names.add(target)
+    return names | {"setter", "args"}
+
+
+def _targets(stmt: ast.stmt) -> list[str]:
+    if isinstance(stmt, ast.Assign):
+        return [t.id for t in stmt.targets if isinstance(t, ast.Name)]
+    if isinstance(stmt, ast.AnnAssign | ast.AugAssign) and isinstance(stmt.target, ast.Name):
+        return [stmt.target.id]
+    return []
 
 
 def _dotted(node: ast.expr, depth: int = 0) -> str:
@@ -221,56 +224,108 @@ def _dotted(node: ast.expr, depth: int = 0) -> str:
 
 
 def _check_nodes(tree: ast.Module, assigned: set[str], limits: SandboxLimits) -> None:
-    known = assigned | set(BUILTINS) | set(NAMESPACES)
-    top_level_imports = {
-        id(stmt) for stmt in tree.body if isinstance(stmt, ast.Import | ast.ImportFrom)
+    known = assigned | set(BUILTINS) | set(NAMESPACES) | _DUNDER_NAMES
+    attributes = all_attributes() | _defined_attributes(tree)
+    init_calls = {
+        id(node.func)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "__init__"
+        and isinstance(node.func.value, ast.Call | ast.Name | ast.Attribute)
     }
-    starred_ok = {
-        id(arg) for node in ast.walk(tree) if isinstance(node, ast.Call) for arg in node.args
+    methods = {
+        id(stmt)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for stmt in node.body
+        if isinstance(stmt, ast.FunctionDef)
     }
     for node in ast.walk(tree):
         line = getattr(node, "lineno", None)
-        if id(node) in top_level_imports:
-            continue
         kind = type(node)
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            raise SandboxRefused(_late_import_message(node), line)
         if kind in _REFUSED:
             raise SandboxRefused(_REFUSED[kind], line)
-        if isinstance(node, ast.alias):
-            continue
         if not isinstance(node, _STATEMENTS + _EXPRESSIONS + _HELPERS):
             raise SandboxRefused(f"{kind.__name__} is not supported in this sandbox", line)
         if isinstance(node, ast.Name):
             _check_name(node, known)
         elif isinstance(node, ast.Attribute):
+            if id(node) in init_calls:
+                continue
             if "__" in node.attr or node.attr.startswith("_"):
                 raise SandboxRefused(
                     f"private and double-underscore attributes like .{node.attr} are not allowed",
                     line,
                 )
-            if node.attr not in ALL_ATTRIBUTES:
+            if node.attr not in attributes:
                 raise SandboxRefused(
                     f"{_dotted(node)} is not allowed: .{node.attr} is not in this sandbox's "
                     "list of attributes",
                     line,
                 )
         elif isinstance(node, ast.keyword):
-            if node.arg is None:
-                raise SandboxRefused("**kwargs is not supported", line)
-            if "__" in node.arg:
+            if node.arg is not None and "__" in node.arg:
                 raise SandboxRefused(f"keyword {node.arg} is not allowed", line)
-        elif isinstance(node, ast.Starred) and id(node) not in starred_ok:
-            raise SandboxRefused("*unpacking is only supported in call arguments", line)
-        elif isinstance(node, ast.Dict) and any(k is None for k in node.keys):
-            raise SandboxRefused("**unpacking in dict literals is not supported", line)
+        elif isinstance(node, ast.FunctionDef):
+            _check_function(node, id(node) in methods)
+        elif isinstance(node, ast.ClassDef):
+            _check_class(node)
+        elif isinstance(node, ast.arg | ast.alias):
+            name = node.arg if isinstance(node, ast.arg) else (node.asname or node.name)
+            if "__" in name:
+                raise SandboxRefused(f"double-underscore names like {name} are not allowed", line)
         elif isinstance(node, ast.Constant):
             _check_constant(node, limits)
+
+
+def _check_function(node: ast.FunctionDef, in_class: bool) -> None:
+    line = node.lineno
+    dunder = node.name.startswith("__") or node.name.endswith("__")
+    if dunder and (not in_class or node.name not in SPECIAL_METHODS):
+        allowed = ", ".join(sorted(SPECIAL_METHODS))
+        raise SandboxRefused(
+            f"defining {node.name} is not supported: a class here may define {allowed}",
+            line,
+        )
+    for decorator in node.decorator_list:
+        if not _allowed_decorator(decorator):
+            raise SandboxRefused(
+                "decorators other than @staticmethod, @classmethod, @property, @<name>.setter "
+                "and @torch.no_grad() are not supported",
+                decorator.lineno,
+            )
+
+
+def _allowed_decorator(node: ast.expr) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in _DECORATOR_NAMES
+    if isinstance(node, ast.Attribute):
+        return node.attr == "setter" and isinstance(node.value, ast.Name)
+    if isinstance(node, ast.Call):
+        func = node.func
+        return (
+            not node.args
+            and not node.keywords
+            and isinstance(func, ast.Attribute)
+            and func.attr == "no_grad"
+            and isinstance(func.value, ast.Name)
+        )
+    return False
+
+
+def _check_class(node: ast.ClassDef) -> None:
+    if node.keywords:
+        raise SandboxRefused("class keywords such as metaclass=... are not supported", node.lineno)
+    if node.decorator_list:
+        raise SandboxRefused("class decorators are not supported", node.lineno)
 
 
 def _check_name(node: ast.Name, known: set[str]) -> None:
     name = node.id
     line = node.lineno
+    if name in _DUNDER_NAMES and isinstance(node.ctx, ast.Load):
+        return
     if "__" in name:
         raise SandboxRefused(f"double-underscore names like {name} are not allowed", line)
     if not isinstance(node.ctx, ast.Load):
@@ -296,15 +351,27 @@ def _check_constant(node: ast.Constant, limits: SandboxLimits) -> None:
         ).with_line(node.lineno)
 
 
-def _check_loops(body: list[ast.stmt], in_loop: bool) -> None:
-    """``break``/``continue`` outside a loop: the compiler rejects them, ast.parse does not."""
+def _check_flow(body: list[ast.stmt], in_loop: bool, in_function: bool) -> None:
+    """What the compiler rejects and ``ast.parse`` does not: ``break``/``continue`` outside a
+    loop, ``return`` outside a function."""
     for stmt in body:
         if isinstance(stmt, ast.Break | ast.Continue) and not in_loop:
             word = "break" if isinstance(stmt, ast.Break) else "continue"
             raise ProgramSyntaxError(stmt.lineno, f"SyntaxError: '{word}' outside loop")
-        if isinstance(stmt, ast.For | ast.While):
-            _check_loops(stmt.body, True)
-            _check_loops(stmt.orelse, in_loop)
+        if isinstance(stmt, ast.Return) and not in_function:
+            raise ProgramSyntaxError(stmt.lineno, "SyntaxError: 'return' outside function")
+        if isinstance(stmt, ast.FunctionDef):
+            _check_flow(stmt.body, False, True)
+        elif isinstance(stmt, ast.ClassDef):
+            _check_flow(stmt.body, False, False)
+        elif isinstance(stmt, ast.For | ast.While):
+            _check_flow(stmt.body, True, in_function)
+            _check_flow(stmt.orelse, in_loop, in_function)
         elif isinstance(stmt, ast.If | ast.With):
-            _check_loops(stmt.body, in_loop)
-            _check_loops(getattr(stmt, "orelse", []), in_loop)
+            _check_flow(stmt.body, in_loop, in_function)
+            _check_flow(getattr(stmt, "orelse", []), in_loop, in_function)
+        elif isinstance(stmt, ast.Try):
+            for block in (stmt.body, stmt.orelse, stmt.finalbody):
+                _check_flow(block, in_loop, in_function)
+            for handler in stmt.handlers:
+                _check_flow(handler.body, in_loop, in_function)

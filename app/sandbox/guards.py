@@ -119,6 +119,10 @@ class MemoryTracker:
         return callback
 
 
+def _no_interpreter(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    raise RuntimeError("this guard has no interpreter to call back into")
+
+
 class Guard:
     """Limits, clock, counters and captured output of one program run."""
 
@@ -135,6 +139,31 @@ class Guard:
         self.stdout: list[str] = []
         self.stdout_chars = 0
         self.stdout_dropped = False
+        # Per-program state of the libraries a program imported (its in-memory files, figures,
+        # TensorBoard log), by key: see ``extra``. ``outputs`` collects what they hand back.
+        self.extras: dict[str, Any] = {}
+        # Notices a library adds while the program runs ("num_workers=2 ran in-process").
+        self.notices: list[str] = []
+        # Where the program is: the line of the statement running and the steps recorded so far
+        # (a figure drawn there keeps both), kept up to date by the interpreter.
+        self.line = 1
+        self.step = 0
+        # Calls any value the program may call (a learner function or class, a SafeFunction, a
+        # module), through the interpreter: set by it, used by libraries that call back (map,
+        # sorted's key, transforms.Lambda, a LambdaLR's lambda).
+        self.call: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any] = _no_interpreter
+
+    def extra(self, key: str, factory: Callable[[], Any]) -> Any:
+        """This program's state for library ``key``, made by ``factory`` on first use."""
+        value = self.extras.get(key)
+        if value is None:
+            value = self.extras[key] = factory()
+        return value
+
+    def notice(self, text: str) -> None:
+        """A notice for the answer, once however often the program triggers it."""
+        if text not in self.notices:
+            self.notices.append(text)
 
     # -- time and counters -------------------------------------------------------------------------
 
@@ -491,14 +520,45 @@ ITERABLE_TYPES: tuple[type, ...] = (
     type(iter([])),
     type(iter(())),
     type(iter(range(0))),
+    type(reversed([])),
+    type(iter("")),
+    type(iter({})),
+    type(iter(set())),
+    type(iter({}.values())),
+    type(iter({}.items())),
 )
 
 
+# Iterables the libraries hand out (a DataLoader, its iterator, an open file): see register.
+_REGISTERED_ITERABLES: list[type] = []
+
+
+def register_iterable(kind: type) -> None:
+    """Let programs loop over instances of ``kind`` (whose iteration runs no program code
+    outside the interpreter's checks)."""
+    global ITERABLE_TYPES
+    _REGISTERED_ITERABLES.append(kind)
+    ITERABLE_TYPES = (*ITERABLE_TYPES, kind)
+
+
+def check_iterable(obj: Any) -> None:
+    """Refuse a value a program may not loop over, without starting to loop (making an iterator
+    of a DataLoader draws from the RNG)."""
+    if not isinstance(obj, ITERABLE_TYPES) and not _learner_iterable(obj):
+        raise TypeError(f"'{type(obj).__name__}' object is not iterable (in this sandbox)")
+
+
 def iter_checked(obj: Any) -> Iterator[Any]:
-    """``iter(obj)`` for the kinds of values a program may loop over."""
-    if not isinstance(obj, ITERABLE_TYPES):
+    """``iter(obj)`` for the kinds of values a program may loop over (and learner objects that
+    define ``__iter__`` or ``__getitem__``, whose methods run under the interpreter)."""
+    if not isinstance(obj, ITERABLE_TYPES) and not _learner_iterable(obj):
         raise TypeError(f"'{type(obj).__name__}' object is not iterable (in this sandbox)")
     return iter(cast(Iterable[Any], obj))
+
+
+def _learner_iterable(obj: Any) -> bool:
+    learner = getattr(type(obj), "_sandbox_class", None)
+    return learner is not None and learner.iterable
 
 
 # -- shapes ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import ast
 import contextlib
 import itertools
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -23,27 +24,43 @@ import torch
 from torch import nn
 
 from app.sandbox.checker import CheckedProgram, ProgramSyntaxError, check_program
+from app.sandbox.definitions import SPECIAL_BY_ID, Definitions, ProgramError, Return
 from app.sandbox.guards import Guard, iter_checked
 from app.sandbox.library import (
     BUILTINS,
     CONTEXT_MANAGERS,
     MODULE_CLASSES,
     NAMESPACES,
+    SUBSCRIPTABLE_TYPES,
     BoundMethod,
+    Namespace,
     SafeFunction,
     call_module,
-    get_attribute,
-    set_attribute,
+    call_np_scalar,
+    is_np_scalar_type,
     type_phrase,
 )
 from app.sandbox.limits import SandboxLimits, SandboxRefused, over_limit
+from app.sandbox.modules import collect_outputs, import_module, member
 from app.sandbox.operators import binary, check_index, compare
 from app.sandbox.recording import Answer, Recorder, StepsFormat
+from app.sandbox.scopes import Frame
 from app.sandbox.values import RecordingBudgetExceeded, Serializer, format_value
 
 SEED = 0  # every run starts from the same random numbers, so a learner can replay it
 
-_SUBSCRIPTABLE = (torch.Tensor, np.ndarray, list, tuple, str, dict, range, nn.Sequential)
+_SUBSCRIPTABLE = (
+    torch.Tensor,
+    np.ndarray,
+    list,
+    tuple,
+    str,
+    dict,
+    range,
+    nn.Sequential,
+    torch.utils.data.TensorDataset,
+    torch.utils.data.Subset,
+)
 _ITEM_ASSIGNABLE = (torch.Tensor, np.ndarray, list, dict)
 # [[fill]align][sign][z][#][0][width][grouping][.precision][type]
 _FORMAT_SPEC = re.compile(
@@ -51,20 +68,12 @@ _FORMAT_SPEC = re.compile(
     re.DOTALL,
 )
 _MAX_ERROR_CHARS = 2_000
+_RECURSION_LIMIT = 20_000
 _MAX_FORMAT_WIDTH = 1_000
 _MAX_FORMAT_PRECISION = 100
 
 # One in-process run at a time: runs reseed the global RNG and record warnings process-wide.
 _RUN_LOCK = threading.Lock()
-
-
-class ProgramError(Exception):
-    """A runtime error inside an allowed program, reported in the result (not a refusal)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        self.line = line
-        self.message = message
-        super().__init__(f"line {line}: {message}")
 
 
 class _Break(Exception):
@@ -87,9 +96,10 @@ class Execution:
     stdout: str = ""
     statements: int = 0
     serializer: Serializer | None = None
+    outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-class Interpreter:
+class Interpreter(Definitions):
     """Runs one checked program against fresh variables."""
 
     def __init__(
@@ -102,11 +112,14 @@ class Interpreter:
         self.program = program
         self.limits = limits
         self.guard = Guard(limits)
+        self.guard.call = self.call
         self.serializer = Serializer(limits)
         self.env: dict[str, Any] = {}
+        self.module_frame = Frame("module", self.env)
+        self.frame = self.module_frame
         self.recorder = Recorder(self.serializer, limits, steps)
         self.answers = record  # False: only the final variables matter (autograd_graph)
-        self.recording = record
+        self.recording = record and steps != "none"
         self.truncated = False
         self.notices: list[str] = []
         self.stdout: list[str] = []
@@ -114,6 +127,9 @@ class Interpreter:
         self._after_cut = False
         self._warnings: list[warnings.WarningMessage] = []
         self._sources: dict[int, str] = {}
+        self.imported = False  # an import bound a module to a variable
+        self._counted: dict[str, int] = {}  # variable -> id of the array last counted there
+        super().__init__()
 
     # -- statements --------------------------------------------------------------------------------
 
@@ -126,21 +142,42 @@ class Interpreter:
             self.exec_stmt(stmt)
 
     def exec_stmt(self, stmt: ast.stmt) -> None:
-        self.line = stmt.lineno
+        line = self.line = self.guard.line = stmt.lineno
         try:
+            if self.stopped is not None:  # a limit some library or handler tried to swallow
+                raise self.stopped
             self.guard.count_statement()
             getattr(self, f"_stmt_{type(stmt).__name__}")(stmt)
-        except (_Break, _Continue, ProgramError):
+        except (_Break, _Continue, Return, ProgramError):
             raise
         except SandboxRefused as exc:
+            self.stopped = exc
             if exc.line is None:
-                raise exc.with_line(self.line) from None
+                raise exc.with_line(line) from None
             raise
-        except Exception as exc:  # a learner's runtime error: PyTorch's/Python's own message
-            message = f"{type(exc).__name__}: {exc}"
-            if len(message) > _MAX_ERROR_CHARS:
-                message = message[:_MAX_ERROR_CHARS] + "..."
-            raise ProgramError(self.line, message) from None
+        except RecursionError:
+            raise self.stop(
+                over_limit(
+                    "calls nested too deeply for the interpreter", self.limits, "max_call_depth"
+                ).with_line(line)
+            ) from None
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as exc:  # a learner's runtime error: PyTorch's/Python's own message
+            raise self.program_error(exc, line) from None
+        finally:
+            self.line = line
+
+    def stop(self, exc: SandboxRefused) -> SandboxRefused:
+        """Remember a limit so no handler can swallow it: every later statement raises it."""
+        self.stopped = exc
+        return exc
+
+    def program_error(self, exc: BaseException, line: int) -> ProgramError:
+        """A learner-visible error about ``line`` (or the line learner code inside a library
+        call raised it at)."""
+        where = getattr(exc, "_sandbox_line", None)
+        return ProgramError(where if isinstance(where, int) else line, error_message(exc), exc)
 
     def _stmt_Expr(self, stmt: ast.Expr) -> None:
         self.eval(stmt.value)
@@ -152,13 +189,18 @@ class Interpreter:
             self.assign(target, value)
         self.record(stmt)
 
+    def _stmt_AnnAssign(self, stmt: ast.AnnAssign) -> None:
+        if stmt.value is not None:  # the annotation is never evaluated (as in a function body)
+            self.assign(stmt.target, self.eval(stmt.value))
+        self.record(stmt)
+
     def _stmt_AugAssign(self, stmt: ast.AugAssign) -> None:
         op = type(stmt.op).__name__
         target = stmt.target
         guard = self.guard
         if isinstance(target, ast.Name):
             old = self.lookup(target.id)
-            self.env[target.id] = binary(guard, op, old, self.eval(stmt.value), inplace=True)
+            self.store(target.id, binary(guard, op, old, self.eval(stmt.value), inplace=True))
         elif isinstance(target, ast.Subscript):
             obj = self.eval(target.value)
             index = self.eval(target.slice)
@@ -166,9 +208,9 @@ class Interpreter:
             self.set_item(obj, index, binary(guard, op, old, self.eval(stmt.value), True))
         elif isinstance(target, ast.Attribute):
             obj = self.eval(target.value)
-            old = get_attribute(obj, target.attr)
+            old = self.get_attr(obj, target.attr)
             new = binary(guard, op, old, self.eval(stmt.value), inplace=True)
-            set_attribute(obj, target.attr, new)
+            self.set_attr(obj, target.attr, new)
         else:
             raise SandboxRefused("this augmented assignment is not supported")
         self.record(stmt)
@@ -176,13 +218,13 @@ class Interpreter:
     def _stmt_For(self, stmt: ast.For) -> None:
         iterator = iter_checked(self.eval(stmt.iter))
         for count in itertools.count(1):
-            self.line = stmt.lineno
+            self.line = self.guard.line = stmt.lineno
             self.guard.check_deadline()
             item = next(iterator, _DONE)
             if item is _DONE:
                 break
             self._count_iteration(count)
-            self.assign(stmt.target, item)
+            self.assign(stmt.target, self.guard.check_result(item))
             self.record(stmt, header=True)
             if not self._iteration(stmt.body):
                 return
@@ -200,7 +242,7 @@ class Interpreter:
 
     def _stmt_While(self, stmt: ast.While) -> None:
         for count in itertools.count(1):
-            self.line = stmt.lineno
+            self.line = self.guard.line = stmt.lineno
             self.guard.check_deadline()
             going = bool(self.eval(stmt.test))
             self.record(stmt, header=True)
@@ -228,8 +270,11 @@ class Interpreter:
         with contextlib.ExitStack() as stack:
             for item in stmt.items:
                 manager = self.eval(item.context_expr)
-                if not isinstance(manager, CONTEXT_MANAGERS):
-                    raise TypeError("with only supports torch.no_grad() and torch.enable_grad()")
+                if not isinstance(manager, tuple(CONTEXT_MANAGERS)):
+                    raise TypeError(
+                        f"{type_phrase(manager)} cannot be used in with here: with takes "
+                        "torch.no_grad(), torch.enable_grad(), open(...) and SummaryWriter(...)"
+                    )
                 entered: Any = stack.enter_context(cast(Any, manager))
                 if item.optional_vars is not None:
                     self.assign(item.optional_vars, entered)
@@ -250,9 +295,7 @@ class Interpreter:
     def _stmt_Delete(self, stmt: ast.Delete) -> None:
         for target in stmt.targets:
             if isinstance(target, ast.Name):
-                if target.id not in self.env:
-                    raise NameError(f"name '{target.id}' is not defined")
-                del self.env[target.id]
+                self.delete(target.id)
             elif isinstance(target, ast.Subscript):
                 obj = self.eval(target.value)
                 if not isinstance(obj, list | dict):
@@ -270,28 +313,71 @@ class Interpreter:
             raise AssertionError(message)
         self.record(stmt)
 
+    def _stmt_Import(self, stmt: ast.Import) -> None:
+        for alias in stmt.names:
+            module = import_module(alias.name)
+            self.imported = True
+            if alias.asname:
+                self.store(alias.asname, module)
+            else:
+                top = alias.name.split(".")[0]
+                self.store(top, import_module(top))
+
+    def _stmt_ImportFrom(self, stmt: ast.ImportFrom) -> None:
+        if stmt.level or not stmt.module:
+            raise ImportError("attempted relative import with no known parent package")
+        module = import_module(stmt.module)
+        self.imported = True
+        for alias in stmt.names:
+            if alias.name == "*":
+                for name, value in module.members.items():
+                    if not name.startswith("_"):
+                        self.store(name, value)
+            else:
+                self.store(alias.asname or alias.name, member(module, alias.name, stmt.module))
+
     # -- assignment --------------------------------------------------------------------------------
 
     def assign(self, target: ast.expr, value: Any) -> None:
         if isinstance(target, ast.Name):
-            self.env[target.id] = value
+            self.store(target.id, value)
         elif isinstance(target, ast.Tuple | ast.List):
-            wanted = len(target.elts)
-            items = list(itertools.islice(iter_checked(value), wanted + 1))
-            if len(items) > wanted:
-                raise ValueError(f"too many values to unpack (expected {wanted})")
-            if len(items) < wanted:
-                raise ValueError(
-                    f"not enough values to unpack (expected {wanted}, got {len(items)})"
-                )
-            for element, item in zip(target.elts, items, strict=True):
-                self.assign(element, item)
+            self._unpack(target.elts, value)
         elif isinstance(target, ast.Subscript):
             self.set_item(self.eval(target.value), self.eval(target.slice), value)
         elif isinstance(target, ast.Attribute):
-            set_attribute(self.eval(target.value), target.attr, value)
+            self.set_attr(self.eval(target.value), target.attr, value)
         else:
             raise SandboxRefused("this kind of assignment is not supported")
+
+    def _unpack(self, targets: list[ast.expr], value: Any) -> None:
+        starred = [i for i, t in enumerate(targets) if isinstance(t, ast.Starred)]
+        wanted = len(targets)
+        if starred:
+            items = self.guard.bounded(value)
+            before = starred[0]
+            after = wanted - before - 1
+            if len(items) < wanted - 1:
+                raise ValueError(
+                    f"not enough values to unpack (expected at least {wanted - 1}, "
+                    f"got {len(items)})"
+                )
+            for element, item in zip(targets[:before], items[:before], strict=True):
+                self.assign(element, item)
+            star = targets[before]
+            assert isinstance(star, ast.Starred)
+            self.assign(star.value, items[before : len(items) - after])
+            rest = items[len(items) - after :] if after else []
+            for element, item in zip(targets[before + 1 :], rest, strict=True):
+                self.assign(element, item)
+            return
+        items = list(itertools.islice(iter_checked(value), wanted + 1))
+        if len(items) > wanted:
+            raise ValueError(f"too many values to unpack (expected {wanted})")
+        if len(items) < wanted:
+            raise ValueError(f"not enough values to unpack (expected {wanted}, got {len(items)})")
+        for element, item in zip(targets, items, strict=True):
+            self.assign(element, item)
 
     def set_item(self, obj: Any, index: Any, value: Any) -> None:
         if not isinstance(obj, _ITEM_ASSIGNABLE):
@@ -312,19 +398,103 @@ class Interpreter:
         obj[index] = value
 
     def subscript(self, obj: Any, index: Any) -> Any:
-        if not isinstance(obj, _SUBSCRIPTABLE):
+        if self.learner_class(obj) is not None:
+            return self.guard.check_result(self.call_special(obj, "__getitem__", (index,)))
+        if not isinstance(obj, _SUBSCRIPTABLE) and not isinstance(obj, tuple(SUBSCRIPTABLE_TYPES)):
             raise TypeError(f"{type_phrase(obj)} is not subscriptable (in this sandbox)")
+        if isinstance(obj, torch.utils.data.Dataset) and not isinstance(index, int | slice):
+            raise TypeError("a dataset is indexed with an int or a slice here")
         check_index(self.guard, obj, index)
-        return self.guard.check_result(obj[index])
+        return self.guard.check_result(cast(Any, obj)[index])
+
+    # -- names: Python's scopes --------------------------------------------------------------------
 
     def lookup(self, name: str) -> Any:
+        frame = self.frame
+        if frame is not self.module_frame:
+            found, value = self._lookup_local(frame, name)
+            if found:
+                return value
         if name in self.env:
             return self.env[name]
         if name in BUILTINS:
             return BUILTINS[name]
         if name in NAMESPACES:
             return NAMESPACES[name]
+        if name == "__name__":
+            return "__main__"
         raise NameError(f"name '{name}' is not defined")
+
+    def _lookup_local(self, frame: Frame, name: str) -> tuple[bool, Any]:
+        """(found, value) of ``name`` in the frames around the module: locals, then the
+        enclosing functions' (class bodies are not enclosing scopes for the functions in them)."""
+        if frame.kind == "class":
+            if name in frame.vars:
+                return True, frame.vars[name]
+            frame = frame.parent or self.module_frame
+            if frame is self.module_frame:
+                return False, None
+            return self._lookup_free(frame, name)
+        scope = frame.scope
+        assert scope is not None
+        if name in scope.globals:
+            return False, None
+        if name in scope.locals:
+            if name in frame.vars:
+                return True, frame.vars[name]
+            if frame.kind == "comprehension":
+                return False, None
+            raise UnboundLocalError(
+                f"cannot access local variable '{name}' where it is not associated with a value"
+            )
+        return self._lookup_free(frame.parent, name)
+
+    def _lookup_free(self, frame: Frame | None, name: str) -> tuple[bool, Any]:
+        while frame is not None and frame is not self.module_frame:
+            if frame.kind == "class":
+                frame = frame.parent
+                continue
+            scope = frame.scope
+            assert scope is not None
+            if name in scope.locals:
+                if name in frame.vars:
+                    return True, frame.vars[name]
+                if frame.kind != "comprehension":
+                    raise NameError(
+                        f"cannot access free variable '{name}' where it is not associated with "
+                        "a value in enclosing scope"
+                    )
+            elif name in scope.globals:
+                return False, None
+            frame = frame.parent
+        return False, None
+
+    def _owner(self, name: str) -> dict[str, Any]:
+        """The variables ``name`` is stored in from the running frame."""
+        frame = self.frame
+        if frame is self.module_frame or frame.kind == "class":
+            return frame.vars
+        scope = frame.scope
+        assert scope is not None
+        if name in scope.globals:
+            return self.env
+        if name in scope.nonlocals:
+            outer = frame.parent
+            while outer is not None and outer is not self.module_frame:
+                if outer.kind != "class" and outer.scope and name in outer.scope.locals:
+                    return outer.vars
+                outer = outer.parent
+            raise SyntaxError(f"no binding for nonlocal '{name}' found")
+        return frame.vars
+
+    def store(self, name: str, value: Any) -> None:
+        self._owner(name)[name] = value
+
+    def delete(self, name: str) -> None:
+        owner = self._owner(name)
+        if name not in owner:
+            raise NameError(f"name '{name}' is not defined")
+        del owner[name]
 
     # -- expressions -------------------------------------------------------------------------------
 
@@ -338,7 +508,7 @@ class Interpreter:
         return self.lookup(node.id)
 
     def _eval_Attribute(self, node: ast.Attribute) -> Any:
-        return self.guard.check_result(get_attribute(self.eval(node.value), node.attr))
+        return self.guard.check_result(self.get_attr(self.eval(node.value), node.attr))
 
     def _eval_Subscript(self, node: ast.Subscript) -> Any:
         return self.subscript(self.eval(node.value), self.eval(node.slice))
@@ -349,22 +519,37 @@ class Interpreter:
 
         return slice(part(node.lower), part(node.upper), part(node.step))
 
+    def _elements(self, nodes: list[ast.expr]) -> list[Any]:
+        items: list[Any] = []
+        for node in nodes:
+            if isinstance(node, ast.Starred):
+                items.extend(self.guard.bounded(self.eval(node.value)))
+                self.guard.check_seq_len(len(items))
+            else:
+                items.append(self.eval(node))
+        return items
+
     def _eval_Tuple(self, node: ast.Tuple) -> tuple[Any, ...]:
-        return self.guard.check_result(tuple(self.eval(e) for e in node.elts))
+        return self.guard.check_result(tuple(self._elements(node.elts)))
 
     def _eval_List(self, node: ast.List) -> list[Any]:
-        return self.guard.check_result([self.eval(e) for e in node.elts])
+        return self.guard.check_result(self._elements(node.elts))
 
     def _eval_Set(self, node: ast.Set) -> set[Any]:
-        return self.guard.check_result({self.eval(e) for e in node.elts})
+        return self.guard.check_result(set(self._elements(node.elts)))
 
     def _eval_Dict(self, node: ast.Dict) -> dict[Any, Any]:
-        pairs = [
-            (self.eval(k), self.eval(v))
-            for k, v in zip(node.keys, node.values, strict=True)
-            if k is not None
-        ]
-        return self.guard.check_result(dict(pairs))
+        result: dict[Any, Any] = {}
+        for key, value in zip(node.keys, node.values, strict=True):
+            if key is None:
+                mapping = self.eval(value)
+                if not isinstance(mapping, dict):
+                    raise TypeError(f"'{type(mapping).__name__}' object is not a mapping")
+                self.guard.check_seq_len(len(result) + len(mapping))
+                result.update(mapping)
+            else:
+                result[self.eval(key)] = self.eval(value)
+        return self.guard.check_result(result)
 
     def _eval_BinOp(self, node: ast.BinOp) -> Any:
         left = self.eval(node.left)
@@ -376,12 +561,15 @@ class Interpreter:
         value = self.eval(node.operand)
         op = node.op
         if isinstance(op, ast.Not):
-            return not value
+            return not self.truth(value)
         if isinstance(op, ast.USub):
             return self.guard.check_result(-value)
         if isinstance(op, ast.UAdd):
             return self.guard.check_result(+value)
         return self.guard.check_result(~value)
+
+    def truth(self, value: Any) -> bool:
+        return bool(value)
 
     def _eval_BoolOp(self, node: ast.BoolOp) -> Any:
         is_and = isinstance(node.op, ast.And)
@@ -408,24 +596,38 @@ class Interpreter:
 
     def _eval_Call(self, node: ast.Call) -> Any:
         func = self.eval(node.func)
-        args: list[Any] = []
-        for arg in node.args:
-            if isinstance(arg, ast.Starred):
-                args.extend(self.guard.bounded(self.eval(arg.value)))
-            else:
-                args.append(self.eval(arg))
-        kwargs = {kw.arg: self.eval(kw.value) for kw in node.keywords if kw.arg is not None}
+        args = self._elements(node.args)
+        kwargs: dict[str, Any] = {}
+        for kw in node.keywords:
+            if kw.arg is not None:
+                if kw.arg in kwargs:
+                    raise SyntaxError(f"keyword argument repeated: {kw.arg}")
+                kwargs[kw.arg] = self.eval(kw.value)
+                continue
+            mapping = self.eval(kw.value)
+            if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+                raise TypeError("argument after ** must be a mapping with string keys")
+            for key, value in mapping.items():
+                if key in kwargs:
+                    raise TypeError(f"got multiple values for keyword argument '{key}'")
+                kwargs[key] = value
         self.guard.check_deadline()
         return self.guard.check_result(self.call(func, tuple(args), kwargs))
 
     def call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call any value the program may call (see ``Definitions.call_defined``)."""
         if isinstance(func, SafeFunction):
+            special = SPECIAL_BY_ID.get(id(func))
+            if special is not None:
+                return special(self, args, kwargs)
             return func.impl(self.guard, args, kwargs)
         if isinstance(func, BoundMethod):
             return func.impl(self.guard, func.obj, args, kwargs)
         if type(func) in MODULE_CLASSES:
             return call_module(self.guard, func, args, kwargs)
-        raise TypeError(f"{type_phrase(func)} is not callable")
+        if is_np_scalar_type(func):
+            return call_np_scalar(self.guard, func, args, kwargs)
+        return self.call_defined(func, args, kwargs)
 
     def _eval_JoinedStr(self, node: ast.JoinedStr) -> str:
         parts: list[str] = []
@@ -476,8 +678,13 @@ class Interpreter:
                 stdout,
             )
             return
+        variables = self.env
+        if self.frame is not self.module_frame:  # inside a call: its locals over the globals
+            variables = {**self.env, **self.visible_locals()}
+        if self.imported:  # modules are not variables a step shows
+            variables = {k: v for k, v in variables.items() if not isinstance(v, Namespace)}
         try:
-            fits = self.recorder.record(self.env, stmt.lineno, self._source(stmt, header), stdout)
+            fits = self.recorder.record(variables, stmt.lineno, self._source(stmt, header), stdout)
         except RecordingBudgetExceeded:
             self._stop_recording(
                 f"steps stopped being recorded after {recorded} steps because they held "
@@ -486,6 +693,7 @@ class Interpreter:
                 stdout,
             )
             return
+        self.guard.step = len(self.recorder.steps)
         if not fits:
             self._stop_recording(
                 f"steps stopped being recorded after {recorded} steps because the answer "
@@ -493,6 +701,18 @@ class Interpreter:
                 "the program ran to the end",
                 stdout,
             )
+
+    def visible_locals(self) -> dict[str, Any]:
+        """The running call's variables (a class body's names, a comprehension's targets)."""
+        frame: Frame | None = self.frame
+        merged: dict[str, Any] = {}
+        while frame is not None and frame is not self.module_frame:
+            for name, value in frame.vars.items():
+                merged.setdefault(name, value)
+            if frame.kind == "function":
+                break
+            frame = frame.parent
+        return merged
 
     def _stop_recording(self, notice: str, stdout: str) -> None:
         self.recording = False
@@ -538,13 +758,34 @@ class Interpreter:
         Tensors are counted by memory block where they are made (results, what autograd saves,
         .grad after backward, optimizer state after step: see ``Guard``), so wherever the program
         keeps them, dicts and long lists included; this only re-counts the tensor variables as a
-        backstop, never walking lists, modules or optimizers on every statement.
+        backstop, never walking lists, modules or optimizers on every statement, and only the
+        variables bound to another array since the last statement.
         """
         count = self.guard.memory.add
-        for value in self.env.values():
-            if isinstance(value, torch.Tensor | np.ndarray):
+        counted = self._counted
+        for name, value in self.env.items():
+            if isinstance(value, torch.Tensor | np.ndarray) and counted.get(name) != id(value):
                 count(value)
+                counted[name] = id(value)
         self.guard.check_memory()
+
+
+def error_message(exc: BaseException) -> str:
+    """``ValueError: message`` as Python's traceback ends (just the type when it has no text).
+
+    ``str(exc)`` may run learner code (a KeyError's key's ``__repr__``): if that fails, the text
+    is what Python's traceback prints then.
+    """
+    try:
+        text = str(exc)
+    except SandboxRefused:
+        raise
+    except BaseException:
+        text = "<exception str() failed>"
+    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(message) > _MAX_ERROR_CHARS:
+        message = message[:_MAX_ERROR_CHARS] + "..."
+    return message
 
 
 _DONE = object()
@@ -569,11 +810,15 @@ def session() -> Iterator[list[warnings.WarningMessage]]:
     with _RUN_LOCK, torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         grad_enabled = torch.is_grad_enabled()
+        recursion = sys.getrecursionlimit()
+        # Each learner call nests ~20 interpreter frames; max_call_depth stops recursion first.
+        sys.setrecursionlimit(max(recursion, _RECURSION_LIMIT))
         torch.manual_seed(SEED)
         try:
             yield w
         finally:
             torch.set_grad_enabled(grad_enabled)
+            sys.setrecursionlimit(recursion)
 
 
 def execute(
@@ -597,9 +842,18 @@ def execute(
         interpreter.run(caught)
     except ProgramError as exc:
         error = {"line": exc.line, "message": exc.message}
+        if exc.traceback:
+            error["traceback"] = exc.traceback  # the call lines down to the failing one
         stdout = interpreter.guard.take_stdout()
         interpreter.stdout.append(stdout)
         interpreter.unrecorded(stdout)  # the failing statement's own output
+    guard = interpreter.guard
+    outputs = collect_outputs(guard) if record else {}
+    stdout = guard.take_stdout()  # what the libraries wrote while handing back
+    if stdout:
+        interpreter.stdout.append(stdout)
+        interpreter.unrecorded(stdout)
+    interpreter.notices.extend(guard.notices)
     if interpreter.guard.stdout_dropped:
         interpreter.notices.append(
             f"print output past {limits.max_stdout_chars} characters was dropped (max_stdout_chars)"
@@ -613,6 +867,7 @@ def execute(
         stdout="".join(interpreter.stdout),
         statements=interpreter.guard.statements,
         serializer=interpreter.serializer,
+        outputs=outputs,
     )
 
 
@@ -621,7 +876,15 @@ def run_answer(code: str, limits: SandboxLimits, steps: StepsFormat = "full") ->
     with session() as caught:
         result = execute(code, limits, record=True, caught=caught, steps=steps)
     recorder = result.recorder or Recorder(Serializer(limits), limits, steps)
-    return Answer(recorder, result.error, result.truncated, result.notices, result.statements)
+    return Answer(
+        recorder,
+        result.error,
+        result.truncated,
+        result.notices,
+        result.statements,
+        files=result.outputs.get("files", []),
+        figures=result.outputs.get("figures", []),
+    )
 
 
 def run_program(

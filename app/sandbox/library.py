@@ -9,6 +9,8 @@ and the size of what it is about to allocate before calling the real library fun
 
 from __future__ import annotations
 
+import collections
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +28,8 @@ from app.sandbox.guards import (
     as_shape,
     as_size,
     broadcast_shape,
+    check_iterable,
     data_elements,
-    iter_checked,
     matmul_shape,
     numel,
     shape_elements,
@@ -59,6 +61,8 @@ class SafeFunction:
         self.pytype = pytype  # float/int/bool double as dtypes: torch.ones(2, dtype=float)
 
     def __repr__(self) -> str:
+        if isinstance(self.pytype, type):
+            return f"<class '{self.pytype.__name__}'>"
         return f"<function {self.name}>"
 
 
@@ -89,6 +93,20 @@ class BoundMethod:
         return f"<method {type(self.obj).__name__}.{self.name}>"
 
 
+class BaseClass:
+    """A library class a program may subclass (``nn.Module``, ``Dataset``, ``object``) and name in
+    ``isinstance``; the interpreter builds the learner's class on ``real``."""
+
+    __slots__ = ("name", "real")
+
+    def __init__(self, name: str, real: type) -> None:
+        self.name = name
+        self.real = real
+
+    def __repr__(self) -> str:
+        return f"<class '{self.name}'>"
+
+
 def _names(text: str) -> list[str]:
     """Whitespace-separated names, so long whitelists read as one block."""
     return text.split()
@@ -103,7 +121,10 @@ SAFE_KWARGS = frozenset(
     weight_decay nesterov dampening betas eps maximize in_features out_features bias fill_value
     retain_graph create_graph gradient inputs rtol atol equal_nan decimals out sep num endpoint
     dim0 dim1 dims start_dim end_dim inplace negative_slope condition alpha n m stop shape
-    reverse set_to_none unbiased correction p copy tensors device mean std"""
+    reverse set_to_none unbiased correction p copy tensors device mean std in_channels out_channels
+    kernel_size stride padding dilation groups padding_mode ceil_mode return_indices num_features
+    affine track_running_stats momentum amsgrad alpha centered initial_accumulator_value lr_decay
+    non_blocking strict assign keep_vars prefix recurse"""
     )
 )
 
@@ -145,6 +166,8 @@ def check_kwargs(name: str, kwargs: Kwargs) -> Kwargs:
     if "device" in kwargs:
         device = kwargs["device"]
         if not (device == "cpu" or (isinstance(device, torch.device) and device.type == "cpu")):
+            if isinstance(device, str | torch.device) and str(device).startswith("cuda"):
+                raise AssertionError("Torch not compiled with CUDA enabled")
             raise SandboxRefused("only the CPU is available in this sandbox: use device='cpu'")
     for key in ("out", "input", "other", "target", "weight", "gradient"):
         value = kwargs.get(key)
@@ -383,7 +406,7 @@ _ELEMENTWISE = _names(
 softmax log_softmax where clamp allclose equal add sub mul div pow neg square maximum minimum
 round floor ceil sign std var prod reshape flatten squeeze unsqueeze transpose t permute numel
 is_tensor isclose log2 log10 exp2 zeros_like ones_like rand_like randn_like full_like
-is_grad_enabled all any cumsum norm"""
+is_grad_enabled all any cumsum norm eq ne gt lt ge le clone sort topk"""
 )
 
 _TORCH_DTYPES = _names(
@@ -427,7 +450,8 @@ def _torch_members() -> dict[str, Any]:
 
 _F_NAMES = _names(
     """relu sigmoid tanh softmax log_softmax cross_entropy mse_loss nll_loss l1_loss
-leaky_relu binary_cross_entropy"""
+leaky_relu binary_cross_entropy binary_cross_entropy_with_logits max_pool2d avg_pool2d dropout
+one_hot softplus gelu elu"""
 )
 
 
@@ -445,17 +469,49 @@ def _linear(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
 
 
 def _sequential(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
-    if kwargs or not all(type(m) in MODULE_CLASSES for m in args):
+    if kwargs or not all(
+        type(m) in MODULE_CLASSES or getattr(type(m), "_sandbox_class", None) is not None
+        for m in args
+    ):
         raise SandboxRefused("nn.Sequential() takes layers such as nn.Linear(2, 3), nn.ReLU()")
     guard.check_seq_len(len(args))
     return nn.Sequential(*args)
 
 
+def _plain_number(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return len(value) <= 4 and all(isinstance(v, int) for v in value)
+    return value is None or isinstance(value, int | float | str | bool)
+
+
+def _kernel_elements(value: Any) -> int:
+    if isinstance(value, tuple):
+        return math.prod(max(int(v), 1) for v in value)
+    return max(int(value), 1) ** 2 if isinstance(value, int) else 1
+
+
 def _module_class(name: str, cls: type[nn.Module]) -> SafeFunction:
     def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
         check_kwargs(f"nn.{name}", kwargs)
-        if any(not isinstance(a, int | float | str | bool) for a in args):
+        if any(
+            not _plain_number(a) for a in [*args, *kwargs.values()] if a is not kwargs.get("weight")
+        ):
             raise SandboxRefused(f"nn.{name}() takes numbers only")
+        if cls is nn.Conv2d:
+            sizes = _positional(
+                args, kwargs, ["in_channels", "out_channels", "kernel_size"], [1, 1, 1]
+            )
+            n_in, n_out = (
+                as_size(v, f"nn.Conv2d(): {k}")
+                for v, k in zip(sizes[:2], ("in_channels", "out_channels"), strict=True)
+            )
+            guard.check_elements(
+                max(n_in, 0) * max(n_out, 0) * _kernel_elements(sizes[2]), "nn.Conv2d weight"
+            )
+        elif cls in (nn.BatchNorm1d, nn.BatchNorm2d) and args:
+            guard.check_elements(
+                max(as_size(args[0], f"nn.{name}(): num_features"), 0), f"nn.{name}"
+            )
         return cls(*args, **kwargs)
 
     return SafeFunction(f"nn.{name}", impl)
@@ -464,6 +520,16 @@ def _module_class(name: str, cls: type[nn.Module]) -> SafeFunction:
 MODULE_CLASSES: set[type] = {
     nn.Linear,
     nn.Sequential,
+    nn.Conv2d,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.Flatten,
+    nn.Dropout,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BCEWithLogitsLoss,
+    nn.NLLLoss,
+    nn.LogSoftmax,
     nn.MSELoss,
     nn.CrossEntropyLoss,
     nn.L1Loss,
@@ -502,7 +568,13 @@ def _optimizer(name: str, cls: type[torch.optim.Optimizer]) -> SafeFunction:
     return SafeFunction(f"torch.optim.{name}", impl)
 
 
-OPTIMIZER_CLASSES: tuple[type, ...] = (torch.optim.SGD, torch.optim.Adam)
+OPTIMIZER_CLASSES: tuple[type, ...] = (
+    torch.optim.SGD,
+    torch.optim.Adam,
+    torch.optim.AdamW,
+    torch.optim.RMSprop,
+    torch.optim.Adagrad,
+)
 
 
 def call_module(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
@@ -517,13 +589,35 @@ def call_module(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> 
             guard.check_deadline()
             value = guard.check_result(call_module(guard, layer, (value,), {}))
         return value
-    if isinstance(module, nn.Linear) and args and isinstance(args[0], torch.Tensor):
+    if isinstance(module, nn.Conv2d) and args and isinstance(args[0], torch.Tensor):
+        guard.check_elements(_conv_elements(args[0].shape, module.out_channels, module.padding))
+    elif isinstance(module, nn.Linear) and args and isinstance(args[0], torch.Tensor):
         x = args[0]
         if x.dim() >= 1 and x.shape[-1] == module.in_features:
             guard.check_elements(x.numel() // max(module.in_features, 1) * module.out_features)
     else:
         rule_broadcast(guard, args, kwargs)
     return module(*args)
+
+
+def _conv_elements(shape: Any, out_channels: int, padding: Any) -> int:
+    """At most how many elements a 2-d convolution of an input of ``shape`` makes."""
+    dims = list(shape)
+    if len(dims) < 3:
+        return 0
+    pad = padding if isinstance(padding, tuple) else (0, 0)
+    height, width = dims[-2] + 2 * int(pad[0]), dims[-1] + 2 * int(pad[-1])
+    batch = dims[0] if len(dims) == 4 else 1
+    return batch * out_channels * max(height, 1) * max(width, 1)
+
+
+def rule_conv(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    """``F.conv2d(x, weight, bias, stride, padding)``: at most the padded input per channel out."""
+    x, weight = (list(args) + [kwargs.get("input"), kwargs.get("weight")])[:2]
+    if isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor) and weight.dim() == 4:
+        padding = args[4] if len(args) > 4 else kwargs.get("padding", 0)
+        pad = (padding, padding) if isinstance(padding, int) else (0, 0)
+        guard.check_elements(_conv_elements(x.shape, weight.shape[0], pad))
 
 
 # -- numpy -----------------------------------------------------------------------------------------
@@ -542,10 +636,17 @@ def _numpy_members() -> dict[str, Any]:
     members["bool"] = np.bool_
     for name in _names(
         """add subtract multiply divide exp log sqrt abs sum mean maximum minimum allclose
-            array_equal may_share_memory"""
+            array_equal may_share_memory dot std var max min argmax argmin square power round
+            clip tanh sin cos where isclose log2 log10 exp2 floor ceil sign"""
     ):
         members[name] = _wrap(f"np.{name}", getattr(np, name), rule_broadcast_lists)
     members["matmul"] = _wrap("np.matmul", np.matmul, rule_matmul)
+    members["dot"] = _wrap("np.dot", np.dot, rule_matmul)
+    members["concatenate"] = _wrap("np.concatenate", np.concatenate, rule_cat)
+    members["stack"] = _wrap("np.stack", np.stack, rule_cat)
+    members["zeros_like"] = _wrap("np.zeros_like", np.zeros_like)
+    members["ones_like"] = _wrap("np.ones_like", np.ones_like)
+    members["ndarray"] = BaseClass("numpy.ndarray", np.ndarray)
     members["array"] = _np_array("array", np.array)
     members["asarray"] = _np_array("asarray", np.asarray)
     members["ones"] = _sized("np.ones", np.ones, size_np_shape)
@@ -569,10 +670,27 @@ def _method(qualname: str, name: str, rule: Rule = rule_broadcast) -> MethodImpl
     return impl
 
 
+def _device_arg(value: Any) -> Any:
+    """A device given to ``.to()``: the CPU, or what PyTorch says about a GPU on this machine."""
+    if isinstance(value, str | torch.device):
+        check_kwargs(".to", {"device": value})
+        return torch.device("cpu")
+    return value
+
+
+def _no_cuda(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+    """``x.cuda()`` / ``model.cuda()``: what PyTorch's CPU build answers."""
+    raise AssertionError("Torch not compiled with CUDA enabled")
+
+
 def _tensor_to(guard: Guard, t: torch.Tensor, args: Args, kwargs: Kwargs) -> Any:
     check_kwargs("Tensor.to", kwargs)
-    if set(kwargs) - {"dtype", "copy"} or not all(isinstance(a, torch.dtype) for a in args):
-        raise SandboxRefused("Tensor.to() takes a dtype only here, e.g. x.to(torch.float64)")
+    args = tuple(_device_arg(a) for a in args)
+    kwargs.pop("non_blocking", None)
+    if set(kwargs) - {"dtype", "copy", "device"} or not all(
+        isinstance(a, torch.dtype | torch.device) for a in args
+    ):
+        raise SandboxRefused("Tensor.to() takes a dtype or a device here, e.g. x.to(torch.float64)")
     return t.to(*args, **kwargs)
 
 
@@ -639,7 +757,8 @@ contiguous size dim numel unsqueeze squeeze flatten permute transpose float doub
 bool storage_offset stride is_contiguous softmax log_softmax relu sigmoid tanh sin cos
 neg square std var prod norm round floor ceil sign all any add sub mul div eq ne lt gt le ge
 maximum minimum allclose equal expand_as view_as reshape_as masked_fill masked_fill_ copy_ abs_
-exp_ neg_ sqrt_ relu_ is_floating_point element_size nelement cumsum type_as"""
+exp_ neg_ sqrt_ relu_ is_floating_point element_size nelement cumsum type_as cpu round_ sort topk
+argsort"""
 )
 
 TENSOR_PROPS: dict[str, Callable[[Any], Any]] = {
@@ -672,6 +791,7 @@ TENSOR_METHODS.update(
         "repeat": _repeat,
         "backward": _backward,
         "retain_grad": _retain_grad,
+        "cuda": _no_cuda,
     }
 )
 
@@ -692,7 +812,10 @@ def _astype(guard: Guard, a: np.ndarray, args: Args, kwargs: Kwargs) -> Any:
 
 NDARRAY_METHODS: dict[str, MethodImpl] = {
     name: _method(f"ndarray.{name}", name, rule_broadcast_lists)
-    for name in _names("reshape sum mean max min copy fill flatten item argmax argmin transpose")
+    for name in _names(
+        """reshape sum mean max min copy fill flatten item argmax argmin transpose std var prod
+        round clip squeeze cumsum any all dot ravel"""
+    )
 }
 NDARRAY_METHODS.update({"tolist": _tolist, "astype": _astype})
 
@@ -710,7 +833,7 @@ NODE_PROPS: dict[str, Callable[[Any], Any]] = {
 def _parameters(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
     if args or kwargs:
         raise TypeError("parameters() takes no arguments here")
-    return list(module.parameters())
+    return iter(list(module.parameters()))  # a one-pass iterator, like PyTorch's generator
 
 
 def _module_method(name: str) -> MethodImpl:
@@ -731,12 +854,64 @@ MODULE_PROPS: dict[str, Callable[[Any], Any]] = {
     "out_features": lambda m: m.out_features,
     "training": lambda m: m.training,
 }
+
+
+def _named_parameters(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    if args or kwargs:
+        raise TypeError("named_parameters() takes no arguments here")
+    return iter(list(module.named_parameters()))
+
+
+def _children(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    if args or kwargs:
+        raise TypeError("children() takes no arguments here")
+    return list(module.children())
+
+
+def _state_dict(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+    if args or kwargs:
+        raise TypeError("state_dict() takes no arguments here")
+    return obj.state_dict()
+
+
+def _load_state_dict(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+    """``model.load_state_dict(sd)`` / ``optimizer.load_state_dict(sd)``: a dict, checked."""
+    check_kwargs("load_state_dict", kwargs)
+    if len(args) != 1 or not isinstance(args[0], dict):
+        raise TypeError(
+            f"Expected state_dict to be dict-like, got {type(args[0] if args else None)}."
+        )
+    guard.check_container(args[0])
+    result = obj.load_state_dict(args[0], **kwargs)
+    if isinstance(obj, torch.optim.Optimizer):
+        guard.track_optimizer(obj)
+    return result
+
+
+def _module_to(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    """``model.to(device)`` (the CPU) or ``model.to(dtype)``: the module itself, as PyTorch."""
+    check_kwargs("Module.to", kwargs)
+    args = tuple(_device_arg(a) for a in args)
+    if not all(isinstance(a, torch.dtype | torch.device) for a in args):
+        raise SandboxRefused("Module.to() takes a device or a dtype here")
+    return module.to(*args, **kwargs)
+
+
 MODULE_METHODS: dict[str, MethodImpl] = {
     "parameters": _parameters,
+    "named_parameters": _named_parameters,
+    "children": _children,
+    "state_dict": _state_dict,
+    "load_state_dict": _load_state_dict,
+    "to": _module_to,
+    "cpu": lambda guard, module, args, kwargs: module.cpu(),
+    "cuda": _no_cuda,
     "zero_grad": _module_method("zero_grad"),
     "train": _module_method("train"),
     "eval": _module_method("eval"),
 }
+# What a learner's nn.Module subclass has of nn.Module's own methods.
+LEARNER_MODULE_METHODS = MODULE_METHODS
 _step = _module_method("step")
 
 
@@ -750,6 +925,12 @@ def _optimizer_step(guard: Guard, optimizer: Any, args: Args, kwargs: Kwargs) ->
 OPTIMIZER_METHODS: dict[str, MethodImpl] = {
     "step": _optimizer_step,
     "zero_grad": _module_method("zero_grad"),
+    "state_dict": _state_dict,
+    "load_state_dict": _load_state_dict,
+}
+OPTIMIZER_PROPS: dict[str, Callable[[Any], Any]] = {
+    "param_groups": lambda o: o.param_groups,
+    "defaults": lambda o: dict(o.defaults),
 }
 
 
@@ -804,18 +985,85 @@ LIST_METHODS: dict[str, MethodImpl] = {
     "append": _list_grow("append"),
     "extend": _list_grow("extend"),
     "insert": _list_grow("insert"),
-    **{name: _plain(name) for name in ("pop", "copy", "reverse", "clear")},
+    **{name: _plain(name) for name in ("pop", "copy", "reverse", "clear", "remove")},
     **{name: _searching(name) for name in ("index", "count")},
+    "sort": lambda guard, obj, args, kwargs: _list_sort(guard, obj, args, kwargs),
 }
 TUPLE_METHODS: dict[str, MethodImpl] = {name: _searching(name) for name in ("index", "count")}
+
+
+def _dict_update(guard: Guard, obj: dict[Any, Any], args: Args, kwargs: Kwargs) -> Any:
+    given = (args[0].items() if isinstance(args[0], dict) else args[0]) if args else []
+    pairs = dict(guard.bounded(given))
+    pairs.update(kwargs)
+    guard.check_seq_len(len(obj) + len(pairs))
+    guard.check_added(obj, [*pairs, *pairs.values()])
+    obj.update(pairs)
+
+
+def _dict_setdefault(guard: Guard, obj: dict[Any, Any], args: Args, kwargs: Kwargs) -> Any:
+    if kwargs or not 1 <= len(args) <= 2:
+        raise TypeError("setdefault expected 1 or 2 arguments")
+    guard.check_seq_len(len(obj) + 1)
+    guard.check_added(obj, list(args))
+    return obj.setdefault(*args)
+
+
 DICT_METHODS: dict[str, MethodImpl] = {
-    name: _plain(name) for name in ("keys", "values", "items", "get", "pop", "copy")
+    **{name: _plain(name) for name in ("keys", "values", "items", "get", "pop", "copy", "clear")},
+    "update": _dict_update,
+    "setdefault": _dict_setdefault,
 }
+
+
+def _list_sort(guard: Guard, items: list[Any], args: Args, kwargs: Kwargs) -> None:
+    """``list.sort(key=..., reverse=...)``: a learner key is called by the interpreter first, so
+    no C sort calls back into learner code."""
+    key = kwargs.pop("key", None)
+    reverse = bool(kwargs.pop("reverse", False))
+    if args or kwargs:
+        raise TypeError("sort() takes key= and reverse= only")
+    guard.check_container(items)
+    if key is None:
+        items.sort(reverse=reverse)
+        return
+    keys = [guard.call(key, (item,), {}) for item in items]
+    order = sorted(range(len(items)), key=keys.__getitem__, reverse=reverse)
+    items[:] = [items[i] for i in order]
+
+
+def _str_replace(guard: Guard, text: str, args: Args, kwargs: Kwargs) -> Any:
+    """``str.replace``: the result's length bounded before it is built."""
+    if kwargs or not 2 <= len(args) <= 3 or not all(isinstance(a, str) for a in args[:2]):
+        raise TypeError("replace() takes two strings (and a count)")
+    old, new = args[0], args[1]
+    count = text.count(old) if old else len(text) + 1
+    if len(args) == 3 and isinstance(args[2], int) and args[2] >= 0:
+        count = min(count, args[2])
+    guard.check_str_len(len(text) + count * max(len(new) - len(old), 0))
+    return text.replace(*args)
+
+
+def _str_pad(name: str) -> MethodImpl:
+    def impl(guard: Guard, text: str, args: Args, kwargs: Kwargs) -> Any:
+        if kwargs or not args or not isinstance(args[0], int):
+            raise TypeError(f"{name}() takes a width")
+        guard.check_str_len(args[0])
+        return getattr(text, name)(*args)
+
+    return impl
+
+
 STR_METHODS: dict[str, MethodImpl] = {
     **{
         name: _plain(name)
-        for name in ("upper", "lower", "strip", "split", "startswith", "endswith", "title")
+        for name in _names(
+            """upper lower strip lstrip rstrip split rsplit splitlines startswith endswith title
+            capitalize find rfind index count isdigit isalpha isalnum isspace isupper islower"""
+        )
     },
+    **{name: _str_pad(name) for name in ("zfill", "ljust", "rjust", "center")},
+    "replace": _str_replace,
     "join": _str_join,
 }
 
@@ -837,24 +1085,56 @@ def _attribute_tables(obj: Any) -> tuple[dict[str, Callable[[Any], Any]], dict[s
         props = {k: v for k, v in MODULE_PROPS.items() if hasattr(obj, k)}
         return props, MODULE_METHODS
     if isinstance(obj, OPTIMIZER_CLASSES):
-        return {}, OPTIMIZER_METHODS
+        return OPTIMIZER_PROPS, OPTIMIZER_METHODS
     if isinstance(obj, torch.Size):
         return {}, {"numel": _plain("numel"), **TUPLE_METHODS}
     if type(obj).__module__ == "torch.return_types":
         return {"values": lambda r: r.values, "indices": lambda r: r.indices}, {}
     if isinstance(obj, np.generic):
-        return {"dtype": lambda a: a.dtype}, {"item": _plain("item")}
+        return {"dtype": lambda a: a.dtype, "shape": lambda a: a.shape}, NDARRAY_METHODS
     if type(obj) is list:
         return {}, LIST_METHODS
     if type(obj) is tuple:
         return {}, TUPLE_METHODS
-    if type(obj) is dict:
+    if type(obj) is dict or type(obj) is collections.OrderedDict:
         return {}, DICT_METHODS
+    if type(obj) is set:
+        return {}, SET_METHODS
     if type(obj) is str:
         return {}, STR_METHODS
     if isinstance(obj, torch.dtype):
         return {"is_floating_point": lambda d: d.is_floating_point}, {}
+    if isinstance(obj, torch.device):
+        return {"type": lambda d: d.type, "index": lambda d: d.index}, {}
+    for kind, props, methods in TYPE_TABLES:
+        if isinstance(obj, kind):
+            return props, methods
     return {}, {}
+
+
+# The sandbox's own value types (app.sandbox.objects), by class name, as a message names them.
+_WRAPPER_PHRASES = {
+    "LearnerFunction": "a function",
+    "LearnerMethod": "a method",
+    "LearnerClass": "a class",
+    "TypeView": "a type",
+    "StaticMethod": "a staticmethod",
+    "ClassMethod": "a classmethod",
+    "Property": "a property",
+    "SuperProxy": "a super() object",
+    "BaseInit": "a base class's __init__",
+    "BoundMethod": "a method",
+}
+
+Props = dict[str, Callable[[Any], Any]]
+# Attribute tables of the objects the libraries in ``app.sandbox.lib_*`` hand out (a DataLoader,
+# a StandardScaler, a figure, a file): checked in order, by isinstance, after the ones above.
+TYPE_TABLES: list[tuple[type, Props, dict[str, MethodImpl]]] = []
+
+
+def register_type(kind: type, props: Props, methods: dict[str, MethodImpl]) -> None:
+    """Let programs use ``props`` and ``methods`` on instances of ``kind`` (and no others)."""
+    TYPE_TABLES.append((kind, props, methods))
 
 
 def type_phrase(obj: Any) -> str:
@@ -863,6 +1143,11 @@ def type_phrase(obj: Any) -> str:
         return obj.name
     if isinstance(obj, SafeFunction):
         return obj.name
+    if isinstance(obj, BaseClass):
+        return f"the class {obj.name}"
+    phrase = _WRAPPER_PHRASES.get(type(obj).__name__)
+    if phrase is not None:
+        return phrase
     if isinstance(obj, torch.Tensor):
         return "a tensor"
     if isinstance(obj, np.ndarray):
@@ -906,6 +1191,116 @@ def set_attribute(obj: Any, name: str, value: Any) -> None:
         if name in props and props[name](obj) is value:
             return
     raise SandboxRefused(f"setting .{name} on {type_phrase(obj)} is not allowed")
+
+
+def _device(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    """``torch.device("cpu")``; ``torch.device("cuda")`` is made as in PyTorch, and fails only
+    where it is used (``.to(device)``: "Torch not compiled with CUDA enabled")."""
+    if kwargs or not 1 <= len(args) <= 2 or not isinstance(args[0], str):
+        raise TypeError("torch.device() takes a device name such as 'cpu' here")
+    if len(args[0]) > 20:
+        raise RuntimeError(f"Invalid device string: '{args[0][:20]}...'")
+    return torch.device(*args)
+
+
+def _parameter(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    check_kwargs("nn.Parameter", kwargs)
+    if not args or not isinstance(args[0], torch.Tensor):
+        raise TypeError("nn.Parameter() takes a tensor")
+    return nn.Parameter(*args, **kwargs)
+
+
+def _set_grow(name: str) -> MethodImpl:
+    def impl(guard: Guard, obj: Any, args: Args, kwargs: Kwargs) -> Any:
+        if kwargs:
+            raise TypeError(f"set.{name}() takes no keyword arguments")
+        added = [args[0]] if name == "add" and args else [x for a in args for x in guard.bounded(a)]
+        guard.check_seq_len(len(obj) + len(added))
+        return getattr(obj, name)(*([args[0]] if name == "add" else added and [added]))
+
+    return impl
+
+
+SET_METHODS: dict[str, MethodImpl] = {
+    "add": _set_grow("add"),
+    "update": _set_grow("update"),
+    **{name: _plain(name) for name in ("remove", "discard", "pop", "clear", "copy")},
+    **{
+        name: _searching(name)
+        for name in ("union", "intersection", "difference", "issubset", "issuperset")
+    },
+}
+
+# Library objects a program may index (``axs[0, 1]`` of plt.subplots): their own __getitem__.
+SUBSCRIPTABLE_TYPES: list[type] = []
+
+
+def register_subscriptable(kind: type) -> None:
+    SUBSCRIPTABLE_TYPES.append(kind)
+
+
+_NP_SCALARS = frozenset([*_NP_DTYPES.values(), np.bool_])
+
+
+def call_np_scalar(guard: Guard, kind: type, args: Args, kwargs: Kwargs) -> Any:
+    """``np.float32(2.5)``, ``np.int64(x)``: a NumPy scalar (or an array, for array data)."""
+    if kwargs or len(args) > 1:
+        raise TypeError(f"{kind.__name__}() takes at most one argument here")
+    if args:
+        guard.check_elements(data_elements(guard, args[0], "an array"), "array")
+    return kind(*args)
+
+
+def is_np_scalar_type(value: Any) -> bool:
+    return isinstance(value, type) and value in _NP_SCALARS
+
+
+# Library objects a program may call (a transform from torchvision.transforms): by isinstance,
+# each with the function that calls it (``impl(guard, obj, args, kwargs)``).
+CALLABLE_TYPES: list[tuple[type, MethodImpl]] = []
+
+
+def register_callable(kind: type, impl: MethodImpl) -> None:
+    CALLABLE_TYPES.append((kind, impl))
+
+
+# The built-in exceptions a program may raise and catch, by name.
+EXCEPTION_TYPES: dict[str, type[BaseException]] = {
+    kind.__name__: kind
+    for kind in (
+        BaseException, Exception, ArithmeticError, AssertionError, AttributeError, EOFError,
+        FileNotFoundError, ImportError, IndexError, KeyError, LookupError, ModuleNotFoundError,
+        NameError, NotImplementedError, OSError, OverflowError, PermissionError, RecursionError,
+        RuntimeError, StopIteration, TypeError, UnboundLocalError, ValueError, ZeroDivisionError,
+    )
+}  # fmt: skip
+
+
+def _exception(kind: type[BaseException]) -> SafeFunction:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        if kwargs:
+            raise TypeError(f"{kind.__name__}() takes no keyword arguments")
+        if len(args) > 10:
+            raise TypeError(f"{kind.__name__}() takes at most 10 arguments here")
+        return kind(*args)
+
+    return SafeFunction(kind.__name__, impl, kind)
+
+
+def _interpreted(name: str) -> SafeFunction:
+    """A builtin the interpreter runs itself (it needs the running frame or calls back)."""
+
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        raise TypeError(f"{name}() cannot be called from here")
+
+    return SafeFunction(name, impl)
+
+
+def _decorator(name: str) -> SafeFunction:
+    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+        raise SandboxRefused(f"{name} is supported as a decorator (@{name}) only")
+
+    return SafeFunction(name, impl)
 
 
 # -- Python builtins -------------------------------------------------------------------------------
@@ -1026,7 +1421,7 @@ def _lazy(name: str, fn: Callable[..., Any]) -> Impl:
         elif set(kwargs) - {"start"}:
             raise SandboxRefused("enumerate() takes only start=")
         for arg in args[:1] if name == "enumerate" else args:
-            iter_checked(arg)
+            check_iterable(arg)
         return fn(*args, **kwargs)
 
     return impl
@@ -1048,7 +1443,7 @@ def _any_all(name: str, fn: Callable[..., Any]) -> Impl:
     return impl
 
 
-BUILTINS: dict[str, SafeFunction] = {
+BUILTINS: dict[str, Any] = {
     "print": SafeFunction("print", _print),
     "len": SafeFunction("len", _len),
     "range": SafeFunction("range", _range),
@@ -1059,28 +1454,33 @@ BUILTINS: dict[str, SafeFunction] = {
     "float": SafeFunction("float", _simple("float", float), float),
     "int": SafeFunction("int", _simple("int", int), int),
     "bool": SafeFunction("bool", _simple("bool", bool), bool),
-    "str": SafeFunction("str", _str),
+    "str": SafeFunction("str", _str, str),
     "repr": SafeFunction("repr", _repr),
     "sum": SafeFunction("sum", _sum),
-    "list": SafeFunction("list", _to_list("list", list)),
-    "tuple": SafeFunction("tuple", _to_list("tuple", tuple)),
-    "dict": SafeFunction("dict", _dict),
+    "list": SafeFunction("list", _to_list("list", list), list),
+    "tuple": SafeFunction("tuple", _to_list("tuple", tuple), tuple),
+    "dict": SafeFunction("dict", _dict, dict),
+    "set": SafeFunction("set", _to_list("set", set), set),
     "sorted": SafeFunction("sorted", _sorted),
     "enumerate": SafeFunction("enumerate", _lazy("enumerate", enumerate)),
     "zip": SafeFunction("zip", _lazy("zip", zip)),
     "reversed": SafeFunction("reversed", _lazy("reversed", reversed)),
     "any": SafeFunction("any", _any_all("any", any)),
     "all": SafeFunction("all", _any_all("all", all)),
+    **{name: _interpreted(name) for name in _names("super isinstance type map filter iter next")},
+    **{name: _decorator(name) for name in _names("staticmethod classmethod property")},
+    **{name: _exception(kind) for name, kind in EXCEPTION_TYPES.items()},
 }
+OBJECT = BaseClass("object", object)
+BUILTINS["object"] = OBJECT
 
 # Names that reach the interpreter, the OS or the object model: refused by name.
 FORBIDDEN_NAMES = frozenset(
     _names(
-        """open eval exec compile getattr setattr delattr hasattr globals locals vars dir input
-    breakpoint type object super memoryview bytearray bytes help exit quit id hash classmethod
-    staticmethod property isinstance issubclass callable iter next format chr ord ascii bin hex
-    oct pow divmod license copyright credits reload importlib os sys subprocess builtins
-    __import__ __builtins__ frozenset set slice map filter complex aiter anext"""
+        """eval exec compile getattr setattr delattr hasattr globals locals vars dir input
+    breakpoint memoryview bytearray bytes help exit quit id hash issubclass callable format chr
+    ord ascii bin hex oct pow divmod license copyright credits reload importlib os sys
+    subprocess builtins __import__ __builtins__ frozenset slice complex aiter anext"""
     )
 )
 
@@ -1091,7 +1491,11 @@ FORBIDDEN_NAMES = frozenset(
 def build_namespaces() -> dict[str, Namespace]:
     """torch, np/numpy, nn, F and optim as the program sees them."""
     functional = Namespace(
-        "torch.nn.functional", {n: _wrap(f"F.{n}", getattr(torch_f, n)) for n in _F_NAMES}
+        "torch.nn.functional",
+        {
+            **{n: _wrap(f"F.{n}", getattr(torch_f, n)) for n in _F_NAMES},
+            "conv2d": _wrap("F.conv2d", torch_f.conv2d, rule_conv),
+        },
     )
     nn_members: dict[str, Any] = {
         "Linear": SafeFunction("nn.Linear", _linear),
@@ -1100,12 +1504,31 @@ def build_namespaces() -> dict[str, Namespace]:
     }
     for cls in MODULE_CLASSES - {nn.Linear, nn.Sequential}:
         nn_members[cls.__name__] = _module_class(cls.__name__, cls)
+    nn_members["Module"] = BaseClass("torch.nn.Module", nn.Module)
+    nn_members["Parameter"] = SafeFunction("nn.Parameter", _parameter)
     nn_space = Namespace("torch.nn", nn_members)
     optim = Namespace(
         "torch.optim",
-        {"SGD": _optimizer("SGD", torch.optim.SGD), "Adam": _optimizer("Adam", torch.optim.Adam)},
+        {cls.__name__: _optimizer(cls.__name__, cls) for cls in OPTIMIZER_CLASSES},
     )
-    torch_space = Namespace("torch", {**_torch_members(), "nn": nn_space, "optim": optim})
+    cuda = Namespace(
+        "torch.cuda",
+        {
+            "is_available": SafeFunction("torch.cuda.is_available", lambda g, a, k: False),
+            "device_count": SafeFunction("torch.cuda.device_count", lambda g, a, k: 0),
+        },
+    )
+    torch_space = Namespace(
+        "torch",
+        {
+            **_torch_members(),
+            "nn": nn_space,
+            "optim": optim,
+            "cuda": cuda,
+            "device": SafeFunction("torch.device", _device),
+            "Tensor": BaseClass("torch.Tensor", torch.Tensor),
+        },
+    )
     numpy_space = Namespace("numpy", _numpy_members())
     return {
         "torch": torch_space,
@@ -1120,10 +1543,26 @@ def build_namespaces() -> dict[str, Namespace]:
 NAMESPACES = build_namespaces()
 
 
-def _all_attribute_names() -> frozenset[str]:
+_ATTRIBUTE_NAMES: list[frozenset[str]] = []
+
+
+def all_attributes() -> frozenset[str]:
+    """Every attribute name any whitelisted type or module has (computed once, after every
+    library registered its namespaces and types): anything else is refused before running."""
+    if _ATTRIBUTE_NAMES:
+        return _ATTRIBUTE_NAMES[0]
+    from app.sandbox.modules import MODULES  # registers the lib_* namespaces and types
+
     names: set[str] = set()
-    for space in NAMESPACES.values():
+    spaces = [*NAMESPACES.values(), *MODULES.values()]
+    seen: set[int] = set()
+    while spaces:
+        space = spaces.pop()
+        if id(space) in seen:
+            continue
+        seen.add(id(space))
         names.update(space.members)
+        spaces.extend(m for m in space.members.values() if isinstance(m, Namespace))
     for table in (
         TENSOR_PROPS,
         TENSOR_METHODS,
@@ -1133,17 +1572,22 @@ def _all_attribute_names() -> frozenset[str]:
         MODULE_PROPS,
         MODULE_METHODS,
         OPTIMIZER_METHODS,
+        OPTIMIZER_PROPS,
+        SET_METHODS,
         LIST_METHODS,
         DICT_METHODS,
         STR_METHODS,
         TUPLE_METHODS,
     ):
         names.update(table)
-    names.update({"name", "numel", "values", "indices", "item", "is_floating_point"})
-    return frozenset(names)
+    for _kind, props, methods in TYPE_TABLES:
+        names.update(props)
+        names.update(methods)
+    names.update({"name", "numel", "values", "indices", "item", "is_floating_point", "type"})
+    names.update({"index", "training"})
+    _ATTRIBUTE_NAMES.append(frozenset(names))
+    return _ATTRIBUTE_NAMES[0]
 
 
-# Every attribute name any whitelisted type has: anything else is refused before running.
-ALL_ATTRIBUTES = _all_attribute_names()
-
-CONTEXT_MANAGERS: tuple[type, ...] = (torch.no_grad, torch.enable_grad)
+# What ``with`` accepts: torch's grad modes; libraries add theirs (an open file, a writer).
+CONTEXT_MANAGERS: list[type] = [torch.no_grad, torch.enable_grad]

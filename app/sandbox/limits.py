@@ -41,6 +41,20 @@ class SandboxLimits:
     max_recorded_numbers: int = 500_000
     # Nodes of the autograd graph returned by autograd_graph (the walk stops past this).
     max_graph_nodes: int = 1_000
+    # Learner functions and classes (issue 13), each counted before the work it guards.
+    # Learner function calls nested at once (recursion included): past this, the program stops.
+    max_call_depth: int = 100
+    # Functions (def, lambda) and classes a program may create while it runs, in all.
+    max_functions: int = 2_000
+    max_classes: int = 100
+    # Instances of learner classes a program may create, in all.
+    max_objects: int = 100_000
+    # The program's in-memory files (torch.save, SummaryWriter logs): how many, and bytes in all.
+    max_files: int = 20
+    max_file_bytes: int = 4 * 1024 * 1024
+    # matplotlib figures a program may draw, each kept as a PNG of at most this many pixels.
+    max_figures: int = 10
+    max_figure_pixels: int = 1_000_000
     # Bytes of JSON one answer may hold (steps, print output, graph, backward steps), counted
     # while it is recorded: past this, recording stops with a notice (the program runs on).
     max_answer_bytes: int = 8 * 1024 * 1024

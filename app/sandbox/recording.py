@@ -12,13 +12,13 @@ notice, and the program runs on (its later print output still comes back, within
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from app.sandbox.limits import SandboxLimits
 from app.sandbox.values import Serializer, is_immutable, json_text
 
-StepsFormat = Literal["full", "changes"]
+StepsFormat = Literal["full", "changes", "none"]
 
 # Bytes of the budget kept for what is only known at the end: the answer's envelope, the error
 # (at most about 2,000 characters of PyTorch's message) and the notices.
@@ -286,6 +286,9 @@ class Answer:
     truncated: bool
     notices: list[str]
     statements: int
+    # What the program's libraries handed back: saved files and matplotlib figures (base64).
+    files: list[dict[str, Any]] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._fit()
@@ -295,7 +298,9 @@ class Answer:
         return (
             f'],"error":{json_text(self.error)},"truncated":{json_text(self.truncated)},'
             f'"notices":{json_text(self.notices)},"steps_format":{json_text(self.recorder.format)},'
-            f'"stdout_after":{json_text(self.recorder.stdout_after())}}}'
+            f'"stdout_after":{json_text(self.recorder.stdout_after())},'
+            f'"statements":{json_text(self.statements)},"files":{json_text(self.files)},'
+            f'"figures":{json_text(self.figures)}}}'
         )
 
     def size(self) -> int:
@@ -314,6 +319,12 @@ class Answer:
         while self.size() > limit and self.recorder.steps:
             self.recorder.drop_last_step()
             self.truncated = True
+        while self.size() > limit and (self.figures or self.files):
+            dropped = (self.figures or self.files).pop()
+            self.notices.append(
+                f"{dropped.get('name') or 'a figure'} did not fit in the answer's budget of "
+                f"{limit} bytes (max_answer_bytes)"
+            )
 
     def as_json(self) -> bytes:
         """The answer as the bytes of its JSON (ASCII, so as long as ``size()``)."""
@@ -330,4 +341,6 @@ class Answer:
             "steps_format": self.recorder.format,
             "stdout_after": self.recorder.stdout_after(),
             "statements": self.statements,
+            "files": self.files,
+            "figures": self.figures,
         }

@@ -6,6 +6,7 @@ JSON numbers cannot be NaN or infinite, so non-finite floats are encoded as the 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import math
@@ -222,8 +223,14 @@ class Serializer:
             return {"kind": "size", "value": list(obj)}
         if isinstance(obj, torch.autograd.graph.Node):
             return {"kind": "grad_fn", "name": type(obj).__name__}
+        learner = getattr(type(obj), "_sandbox_class", None)
+        if learner is not None and not isinstance(obj, torch.nn.Module):
+            # Never the learner's own __repr__: showing a step must not run the program's code.
+            text = f"<__main__.{type(obj).__qualname__} object>"
+            self._count(len(text))
+            return {"kind": "other", "repr": text}
         if isinstance(obj, torch.nn.Module):
-            text = repr(obj)[:MAX_TEXT_SHOWN]
+            text = module_text(obj)[:MAX_TEXT_SHOWN]
             self._count(len(text))
             return {
                 "kind": "module",
@@ -326,6 +333,23 @@ class _Text:
         self.room -= len(text)
 
 
+def module_text(module: torch.nn.Module, depth: int = 0) -> str:
+    """``repr(module)`` as PyTorch writes it, without running a learner class's ``__repr__``."""
+    learner = getattr(type(module), "_sandbox_class", None) is not None
+    children = list(module._modules.items())
+    if not learner and (not children or depth > 8):
+        return repr(module)
+    extra = "" if learner else module.extra_repr()
+    lines = extra.split("\n") if extra else []
+    for name, child in children[:64]:
+        text = "None" if child is None else module_text(child, depth + 1)
+        lines.append(f"({name}): " + text.replace("\n", "\n  "))
+    body = type(module).__qualname__ + "("
+    if lines:
+        body += "\n  " + "\n  ".join(lines) + "\n"
+    return body + ")"
+
+
 def format_value(obj: Any, as_repr: bool = False, budget: int = 100_000) -> tuple[str, bool]:
     """``str(obj)`` (or ``repr``) cut at ``budget`` characters; returns (text, was_cut).
 
@@ -351,6 +375,14 @@ def _format(obj: Any, as_repr: bool, out: _Text, depth: int, path: tuple[int, ..
         out.add("[...]" if isinstance(obj, list) else "(...)")
         return
     inner = (*path, id(obj))
+    if type(obj) is collections.OrderedDict:  # a state_dict: printed as Python 3.11 prints it
+        if not obj:
+            out.add("OrderedDict()")
+            return
+        out.add("OrderedDict(")
+        _format(list(obj.items()), True, out, depth + 1, inner)
+        out.add(")")
+        return
     if isinstance(obj, dict):
         out.add("{")
         for i, (key, value) in enumerate(obj.items()):

@@ -6,6 +6,8 @@
 // The heatmap is built by the server (app/viz/tensors.py heatmap, POST /api/tensors/heatmap) for
 // each tensor Value the page draws; the answers are kept, and the next and previous steps' are
 // asked for ahead, so stepping draws at once.
+// The figures a program drew (PNGs) and the files it saved come with the answer as base64: they
+// are shown as images marked at the step that drew them, and offered as Blob downloads.
 // The state lives in the URL: ?example=<name>[&code=<edited program>]&step=<n>[&var=<tensor>].
 // Learner text only ever reaches the page through textContent.
 import { el, PLOT_CONFIG } from "./dom.js";
@@ -34,6 +36,8 @@ const state = {
   truncated: data.result.truncated,
   notices: data.result.notices || [],
   stdoutAfter: data.result.stdout_after || "",
+  files: data.result.files || [], // [{name, bytes, base64, kind: "file" | "tensorboard"}]
+  figures: data.result.figures || [], // [{step, line, png, width, height}]
   fromPage: true, // the server's run for the page, whose trace has a quarter of the answer budget
   step: data.result.step,
   variable: data.form.var, // the tensor the learner picked for the heatmap ("" = automatic)
@@ -217,6 +221,109 @@ function renderNotices() {
   $("budget-note").hidden = !state.fromPage || !state.notices.some((notice) => notice.includes("max_answer_bytes"));
 }
 
+// --- the figures the program drew and the files it saved ------------------------------------------
+
+let objectUrls = []; // the Blob URLs of the answer shown, released when another answer replaces it
+
+function blobUrl(base64, type) {
+  const text = atob(base64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  const url = URL.createObjectURL(new Blob([bytes], { type }));
+  objectUrls.push(url);
+  return url;
+}
+
+// A file's size for people; the number and its unit never part at a line break.
+function sizeText(bytes) {
+  if (bytes < 1024) return `${bytes}\u00a0byte${bytes === 1 ? "" : "s"}`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)}\u00a0KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)}\u00a0MB`;
+}
+
+// The step a figure belongs to: the statement that drew it is the step after those recorded
+// before it (API.md "Programs"); one drawn after recording stopped goes with the last step.
+function figureStep(figure) {
+  const total = count();
+  return total === 0 ? 0 : Math.min(Math.max(figure.step + 1, 1), total);
+}
+
+const drawnUnrecorded = (figure) => figure.step + 1 > count();
+
+function lineText(line) {
+  return (state.code.split("\n")[line - 1] || "").trim();
+}
+
+function figureCard(figure, i) {
+  const step = figureStep(figure);
+  const card = el("figure", "program-figure");
+  card.dataset.step = String(step);
+  const img = el("img");
+  img.src = blobUrl(figure.png, "image/png");
+  img.width = figure.width;
+  img.height = figure.height;
+  const source = lineText(figure.line);
+  img.alt = `Figure ${i + 1}, drawn by line ${figure.line}${source ? `: ${source}` : ""}`;
+  const caption = el("figcaption");
+  caption.append(`Figure ${i + 1} · line ${figure.line}`);
+  if (step) {
+    caption.append(" · ");
+    if (drawnUnrecorded(figure)) caption.append("after ");
+    const link = el("a", "figure-step", `step ${step}`);
+    link.href = `${location.pathname}?${query(step)}`;
+    link.title = `Go to step ${step}, which drew it`;
+    link.addEventListener("click", (event) => {
+      if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+      event.preventDefault();
+      goTo(step);
+    });
+    caption.append(link);
+  }
+  card.append(img, caption);
+  return card;
+}
+
+function fileItem(file) {
+  const li = el("li");
+  li.dataset.kind = file.kind;
+  const board = file.kind === "tensorboard";
+  const link = el("a", "button download", board ? "Download TensorBoard log (zip)" : `Download ${file.name}`);
+  link.href = blobUrl(file.base64, board ? "application/zip" : "application/octet-stream");
+  link.download = file.name.split("/").pop() || file.name;
+  li.append(link, " ", el("span", "muted", `${file.name} · ${sizeText(file.bytes)}`));
+  if (board) {
+    const hint = el("p", "muted outputs-hint", "Unzip it, then run ");
+    hint.append(el("code", "", "tensorboard --logdir <unzipped folder>"));
+    li.append(hint);
+  }
+  return li;
+}
+
+// Drawn once per answer; stepping only moves the highlight (markFigures).
+function renderOutputs() {
+  for (const url of objectUrls) URL.revokeObjectURL(url);
+  objectUrls = [];
+  $("figures").replaceChildren(...state.figures.map(figureCard));
+  $("program-figures").hidden = state.figures.length === 0;
+  $("files").replaceChildren(...state.files.map(fileItem));
+  $("program-files").hidden = state.files.length === 0;
+}
+
+// The figure the step drew is highlighted, those drawn later are dimmed; each one's step link
+// keeps the page's current state (its code, the tensor picked).
+function markFigures(view) {
+  for (const card of $("figures").children) {
+    const step = Number(card.dataset.step);
+    const drawnHere = step !== 0 && step === view.step;
+    card.classList.toggle("current", drawnHere);
+    card.classList.toggle("later", step > view.step);
+    if (drawnHere) card.setAttribute("aria-current", "step");
+    else card.removeAttribute("aria-current");
+    const link = card.querySelector(".figure-step");
+    if (link) link.href = `${location.pathname}?${query(step)}`;
+  }
+}
+
 // --- the heatmap: drawn from the server's figure -------------------------------------------------
 
 const NO_TENSOR = {}; // the cache's key for a step with no tensor to draw
@@ -321,6 +428,7 @@ function render() {
   renderStdout(view);
   renderHeatmap(view);
   renderNotices();
+  markFigures(view);
   const message = $("program-message");
   message.hidden = !state.refused;
   message.textContent = state.refused ? state.refused.message : "";
@@ -446,12 +554,15 @@ async function run(code, example = matchingExample(code)) {
     truncated: status === 200 && Boolean(body.truncated),
     notices: status === 200 ? body.notices || [] : [],
     stdoutAfter: status === 200 ? body.stdout_after || "" : "",
+    files: status === 200 ? body.files || [] : [],
+    figures: status === 200 ? body.figures || [] : [],
     fromPage: false,
     step: 1,
     variable: "",
   });
   indexTrace();
   renderProgramInfo();
+  renderOutputs();
   render();
   writeUrl();
 }
@@ -544,6 +655,7 @@ syncGutter();
 indexTrace();
 keepFirstFigure();
 renderProgramInfo();
+renderOutputs();
 render();
 pointTwin(query()); // the address bar is left as the learner typed it until they step
 form().dataset.ready = "true"; // the script has taken over: stepping and Run stay on this page

@@ -2,8 +2,11 @@
 
 A grammar of statements (tensors of random shapes and dtypes, arithmetic, loops,
 comprehensions, dunder walks, imports, open(), eval/exec, getattr tricks, huge numbers and
-allocations, sizes given as tensors, NumPy integers and bools, deep nesting, format-string tricks)
-and raw random text. Properties: the answer is
+allocations, sizes given as tensors, NumPy integers and bools, deep nesting, format-string tricks,
+and issue 13's language: def with defaults, *args, returns, closures and recursion, lambda,
+classes with methods and special methods, nn.Module subclasses with forward, Dataset-like
+classes with __getitem__/__len__, try/except/finally and raise) and raw random text. Properties:
+the answer is
 a 200 or a 4xx with a message, never a 5xx; the server keeps answering /healthz; the marker file
 the programs try to create never exists; a secret in the server's environment never shows.
 """
@@ -111,6 +114,32 @@ SIZE_ESCAPES = [
         "max_total_bytes",
     ),
 ]
+# Issue 13: the same walks and escapes through functions, classes, exceptions, files and figures.
+LANGUAGE_ESCAPES = [
+    "class A:\n    def m(self):\n        return self.__class__.__mro__\nA().m()",
+    "def f():\n    pass\ng = f.__globals__",
+    "(lambda: 0).__code__",
+    "def f(a=print):\n    return a\nf.__defaults__",
+    "try:\n    1 / 0\nexcept Exception as e:\n    g = e.__traceback__.tb_frame.f_globals",
+    "class A:\n    def __getattr__(self, name):\n        return name",
+    f"class E:\n    def __reduce__(self):\n        return (eval, ('open({M!r}, \"w\")',))\n"
+    "torch.save(E(), 'e.pth')\ntorch.load('e.pth', weights_only=False)",
+    "x = super(int, 1)",
+    "X = type('X', (nn.Module,), {'forward': print})",
+    f"def f():\n    import os\n    os.system('touch {M}')\nf()",
+    "class M(type):\n    pass\nclass A(metaclass=M):\n    pass",
+    "class D:\n    def __len__(self):\n        return -1\nlen(D())",
+    "def g():\n    yield 1\nfor v in g():\n    pass",
+    "def f():\n    return f()\ntry:\n    f()\nexcept BaseException:\n    pass",
+    "try:\n    while True:\n        pass\nfinally:\n    while True:\n        pass",
+    f"f = open({M!r}, 'wb')\nf.write(b'x')",
+    f"from torch.utils.tensorboard import SummaryWriter\nw = SummaryWriter(log_dir={M!r})\n"
+    "w.add_scalar('a', 1.0, 0)\nw.close()",
+    f"import matplotlib.pyplot as plt\nplt.plot([1])\nplt.savefig({M!r})",
+    "class A:\n    def __repr__(self):\n        return repr(self)\nprint(A())",
+    "x = sum(i for i in range(10 ** 12))",
+]
+ESCAPES += LANGUAGE_ESCAPES
 ESCAPES += [code for code, _ in SIZE_ESCAPES]
 ESCAPES.append("x = round(5, -torch.tensor(10 ** 9))")
 
@@ -151,6 +180,20 @@ SIZED = [
     "'ab' * {0}",
     "round(1.5, {0})",
 ]
+# Issue 13's language: parameter lists and the calls that may (or may not) match them, the
+# exceptions a handler names, special methods (allowed and refused) and recursion depths.
+PARAMS = ["", "a", "a, b=2", "*args", "a, *args, k=1, **kw", "a=[]", "a=print", "a, /, b=1"]
+ARGS = ["", "1", "1, 2", "x", "*[1, 2]", "a=1", "**{'k': 3}", "torch.ones(2)"]
+EXCEPTIONS = [
+    "Exception",
+    "ValueError",
+    "BaseException",
+    "(TypeError, IndexError)",
+    "RecursionError",
+]
+DUNDERS = ["__init__", "__call__", "__getitem__", "__len__", "__iter__", "__next__", "__repr__"]
+DUNDERS += ["__str__", "__getattr__", "__eq__", "__reduce__", "__del__", "__torch_function__"]
+DEPTHS = st.sampled_from(["3", "50", "10 ** 6", "-1"])
 
 
 @st.composite
@@ -169,12 +212,53 @@ def statement(draw: st.DrawFn, depth: int = 0) -> str:
         f"print({name}, {other!r}, f'{{{name}}}')",
         draw(st.sampled_from(ESCAPES)),
     ]
+    options += language(draw, name, other)
     if depth < 3:
-        body = draw(statement(depth + 1)).replace("\n", "\n    ")
-        options.append(f"for i in range({draw(HUGE)}):\n    {body}")
-        options.append(f"if {name}:\n    {body}")
-        options.append(f"def g():\n    {body}\ng()")
+        inner = draw(statement(depth + 1))
+        body, deeper = inner.replace("\n", "\n    "), inner.replace("\n", "\n        ")
+        exc = draw(st.sampled_from(EXCEPTIONS))
+        options += [
+            f"for i in range({draw(HUGE)}):\n    {body}",
+            f"if {name}:\n    {body}",
+            f"def g():\n    {body}\ng()",
+            f"def fn({draw(st.sampled_from(PARAMS))}):\n    {body}\n    return {other}\n"
+            f"{name} = fn({draw(st.sampled_from(ARGS))})",
+            f"try:\n    {body}\nexcept {exc} as e:\n    {name} = str(e)\nfinally:\n    {other} = 0",
+            f"try:\n    {body}\nexcept:\n    {name} = 1\nelse:\n    {name} = 2",
+            f"class C:\n    k = {draw(SMALL)}\n    def __init__(self, v):\n        self.v = v\n"
+            f"    def get(self):\n        {deeper}\n        return self.v\n"
+            f"{name} = C({other}).get()",
+        ]
     return draw(st.sampled_from(options))
+
+
+def language(draw: st.DrawFn, name: str, other: str) -> list[str]:
+    """Statements of issue 13's language that need no body: calls, recursion, lambdas,
+    comprehensions, modules, dataset-like classes, special methods and raise."""
+    size, dims = draw(HUGE), (draw(SIZE), draw(SIZE))
+    op = draw(st.sampled_from(["+", "*", "@", "-"]))
+    return [
+        "def r(n):\n    if n == 0:\n        return 0\n    return r(n - 1) + 1\n"
+        f"{name} = r({draw(DEPTHS)})",
+        f"def outer(k):\n    def inner(v):\n        return v {op} k\n    return inner\n"
+        f"{name} = outer({draw(SMALL)})({other})",
+        f"{name} = (lambda v, w=1: v {op} w)({other})",
+        "fn = lambda *a: fn(*a)\nfn(1)",
+        f"{name} = [{other} {op} i for i in range({size})]",
+        f"{name} = {{i: {other} for i in range({size})}}",
+        f"{name} = sum(i for i in range({size}))",
+        f"{name} = [v for v in {other}]",
+        f"{name} = list(map(lambda v: v {op} 1, {other}))",
+        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        f"        self.l = nn.Linear({dims[0]}, {dims[1]})\n    def forward(self, x):\n"
+        f"        return self.l(x)\n{name} = M()({other})",
+        f"class D:\n    def __len__(self):\n        return {size}\n    def __getitem__(self, i):\n"
+        f"        return {other}\n{name} = len(D())\nfor v in D():\n    pass",
+        f"class H:\n    def {draw(st.sampled_from(DUNDERS))}(self, *a):\n        return {other}\n"
+        f"h = H()\nprint(h, h[0])",
+        f"raise {draw(st.sampled_from(['ValueError', 'TypeError', 'StopIteration']))}({other})",
+        f"raise ValueError({size}) from None",
+    ]
 
 
 PROGRAMS = st.one_of(

@@ -238,7 +238,7 @@ def test_too_many_epochs_names_the_limit() -> None:
 def test_a_refused_program_raises_in_the_sandbox_itself() -> None:
     # The page's runner turns this into a message beside the editor (tests/web).
     with pytest.raises(SandboxRefused):
-        explore(code="import os\n")
+        explore(code="eval('1')\n")
 
 
 def test_the_snippet_runs_and_prints_the_pages_numbers() -> None:

@@ -45,8 +45,8 @@ def test_isolated_graph_gives_the_contract_answer() -> None:
 
 def test_refusals_and_limits_come_back_as_the_same_exceptions() -> None:
     with pytest.raises(SandboxRefused) as refused:
-        run_program_isolated("x = 1\nimport os\n")
-    assert refused.value.line == 2 and "import os" in refused.value.reason
+        run_program_isolated("x = 1\neval('1')\n")
+    assert refused.value.line == 2 and "eval" in refused.value.reason
     with pytest.raises(SandboxLimitExceeded) as limit:
         run_program_isolated("x = torch.ones(100000, 100000)")
     assert limit.value.limit == "max_tensor_elements"
@@ -75,7 +75,6 @@ def test_an_encoded_answer_is_the_json_of_the_same_answer_made_in_the_worker(ste
     body = run_program_isolated(code, SandboxLimits(), "run", None, steps, True)  # type: ignore[arg-type]
     assert isinstance(body, bytes) and body.isascii() and b"<" not in body  # safe in a page
     answer = run_program(code, steps=steps)  # type: ignore[arg-type]
-    answer.pop("statements")
     assert json.loads(body) == answer
     graph = run_program_isolated(code, SandboxLimits(), "graph", "b", "full", True)
     assert json.loads(graph)["notices"] == []

@@ -16,14 +16,9 @@ REFUSED = [
     ("torch.__builtins__", "__builtins__"),
     ("().__class__.__bases__", "double-underscore"),
     ("x = torch.ones(2)\ny = x.__class__.__mro__", "double-underscore"),
-    ("torch.load('x.pt')", "torch.load"),
-    ("torch.save(torch.ones(1), 'x.pt')", "torch.save"),
     ("torch.hub.load('a', 'b')", "torch.hub"),
     ("torch.ops.aten", "torch.ops"),
-    ("torch.utils.data", "torch.utils"),
     ("torch.__dict__", "__dict__"),
-    ("np.save('x.npy', np.ones(2))", "np.save"),
-    ("np.load('x.npy')", "np.load"),
     ("t = torch.ones(2)\nt.numpy().tofile('x')", "tofile"),
     ("torch.from_file('x', size=2)", "torch.from_file"),
     ("x = torch.ones(2)\nx.untyped_storage()", "untyped_storage"),
@@ -31,34 +26,23 @@ REFUSED = [
     ("x = torch.ones(2, requires_grad=True) * 2\nx.grad_fn.register_hook(print)", "register_hook"),
     ("x = torch.ones(2)\ny = x.numpy()\ny.ctypes", "ctypes"),
     ("s = 'x'\ns.format(1)", "format"),
-    ("m = nn.Linear(2, 2)\nm.state_dict()", "state_dict"),
-    ("x = torch.nn.Module()", "Module"),
     # imports and interpreter access
-    ("import os", "import os"),
-    ("import torch\nimport subprocess", "import subprocess"),
-    ("from os import system", "from os import system"),
-    ("import numpy as torch", "import numpy"),
-    ("for i in range(2):\n    import torch", "inside a block"),
-    ("x = 1\nimport os", "import os"),
     ("__import__('os')", "__import__"),
-    ("open('/etc/passwd')", "open"),
     ("eval('1')", "eval"),
     ("exec('x = 1')", "exec"),
     ("compile('1', 'f', 'eval')", "compile"),
     ("getattr(torch, 'load')", "getattr"),
     ("globals()", "globals"),
-    ("print(type(1))", "type"),
     ("breakpoint()", "breakpoint"),
     ("x = undefined_name + 1", "unknown name"),
     ("torch = 5", "torch"),
-    # definitions and unsupported statements
-    ("f = lambda x: x", "lambda"),
-    ("def f():\n    pass", "def"),
-    ("class A:\n    pass", "class"),
-    ("try:\n    x = 1\nexcept Exception:\n    pass", "try"),
-    ("raise ValueError('x')", "raise"),
-    ("x = [i for i in range(3)]", "comprehension"),
-    ("global x", "global"),
+    # definitions and statements the sandbox does not run (issue 13 keeps these refused)
+    ("def f():\n    yield 1", "yield"),
+    ("class A(metaclass=type):\n    pass", "metaclass"),
+    ("class A:\n    def __eq__(self, other):\n        return True", "__eq__"),
+    ("def f():\n    pass\nf.__globals__", "double-underscore"),
+    ("@print\ndef f():\n    pass", "decorators"),
+    ("x = type('A', (), {})", "three arguments"),
     # writes to attributes
     ("x = torch.ones(2)\nx.data = torch.zeros(2)", ".data"),
     ("m = nn.Linear(2, 2)\nm.weight = None", ".weight"),
@@ -67,11 +51,42 @@ REFUSED = [
     ("x = 1.5\ns = f'{x:{10**9}}'", "format widths"),
     ("x = 1\ns = f'{x:>99999}'", "format widths"),
     # calls that would run learner-chosen callables
-    ("x = min([1, 2], key=print)", "keyword"),
-    ("x = torch.ones(2, device='cuda')", "CPU"),
     ("x = np.ones(3, dtype=object)", "object"),
     ("a = []\na.append(a)", "cannot contain itself"),
 ]
+
+# Programs the sandbox refused before issue 13 that now run as in plain Python: (program, the
+# start of the error plain Python gives at that line, or None when it runs to the end).
+NOW_RUN = [
+    ("torch.load('x.pt')", "FileNotFoundError"),
+    ("import os", "ImportError: os is not available in this sandbox"),
+    ("import torch\nimport subprocess", "ImportError: subprocess is not available"),
+    ("from os import system", "ImportError: os is not available"),
+    ("x = 1\nimport os", "ImportError"),
+    ("x = torch.nn.Module()", "TypeError"),
+    ("x = torch.ones(2, device='cuda')", "AssertionError: Torch not compiled with CUDA enabled"),
+    ("x = min([1, 2], key=print)", "TypeError: '<' not supported"),
+    ("print(type(1))", None),
+    ("f = lambda x: x\ny = f(2)", None),
+    ("def f():\n    pass", None),
+    ("class A:\n    pass", None),
+    ("try:\n    x = 1\nexcept Exception:\n    pass", None),
+    ("x = [i for i in range(3)]", None),
+    ("global x", None),
+    ("for i in range(2):\n    import torch", None),
+    ("raise ValueError('x')", "ValueError: x"),
+]
+
+
+@pytest.mark.parametrize(("code", "error"), NOW_RUN)
+def test_programs_issue_13_allows_run_as_in_plain_python(code: str, error: str | None) -> None:
+    result = run_program(code)
+    if error is None:
+        assert result["error"] is None
+    else:
+        assert result["error"]["message"].startswith(error), result["error"]
+        assert result["error"]["line"] == code.count("\n") + 1
+
 
 # (program, name of the limit it must hit)
 OVER_LIMITS = [
@@ -168,7 +183,7 @@ def test_program_over_a_limit_is_stopped_quickly_naming_the_limit(code: str, lim
 
 def test_refusal_names_the_line() -> None:
     with pytest.raises(SandboxRefused) as info:
-        run_program("x = 1\ny = 2\nopen('f')\n")
+        run_program("x = 1\ny = 2\neval('f')\n")
     assert info.value.line == 3
     assert str(info.value).startswith("line 3: ")
 
@@ -176,7 +191,7 @@ def test_refusal_names_the_line() -> None:
 def test_refused_program_runs_nothing_before_the_bad_line() -> None:
     # The print on line 1 would run first if checks were lazy; static checks refuse up front.
     with pytest.raises(SandboxRefused):
-        run_program("print('ran')\nx = torch.load('f')\n")
+        run_program("print('ran')\nx = eval('f')\n")
 
 
 def test_huge_allocation_is_refused_without_allocating() -> None:

@@ -145,7 +145,7 @@ def test_a_tensor_too_large_to_list_and_a_step_without_one_give_empty_valid_heat
     assert spec["data"][0]["z"] == [] and "too many elements" in spec["layout"]["title"]["text"]
     for spec in (
         figures.figures(explore("create", 1, code="n = 3\n"))["heatmap"],
-        figures.figures(explore("create", 1, code="import os\n"))["heatmap"],  # refused
+        figures.figures(explore("create", 1, code="eval(1)\n"))["heatmap"],  # refused
     ):
         valid(spec)
         assert spec["data"][0]["z"] == [] and spec["layout"]["title"]["text"].startswith("No")

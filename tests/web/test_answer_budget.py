@@ -89,7 +89,10 @@ def test_the_repeated_string_program_is_under_max_answer_bytes_and_runs_to_the_e
 def test_the_full_steps_keep_the_contract_of_api_md(client: TestClient) -> None:
     code = "a = torch.ones(2, 2)\nb = a.view(4, -1)\nprint(b.shape)\n"
     body = run(client, code).json()
-    assert set(body) == {"steps", "error", "truncated", "notices", "steps_format", "stdout_after"}
+    assert set(body) == {
+        *("steps", "error", "truncated", "notices", "steps_format", "stdout_after"),
+        *("statements", "files", "figures"),  # issue 13's additions
+    }
     assert [set(s) for s in body["steps"]] == [{"line", "source", "variables", "stdout"}] * 3
     b = body["steps"][-1]["variables"]["b"]
     assert b["shape"] == [4, 1] and b["storage"] == body["steps"][-1]["variables"]["a"]["storage"]

@@ -99,7 +99,7 @@ def test_a_typed_program_is_drawn_and_kept_in_the_url(client: TestClient) -> Non
 @pytest.mark.parametrize(
     ("code", "message"),
     [
-        ("import os\n", "Line 1: import os is not allowed"),
+        ("eval('1')\n", "Line 1: eval is not available"),
         ("x = (\n", "SyntaxError"),
         ("x = torch.ones(100000, 100000)\n", "max_tensor_elements"),
         ("x = torch.tensor(1.0, requires_grad=True)\ny = x * undefined\n", "unknown name"),

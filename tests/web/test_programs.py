@@ -54,10 +54,10 @@ def test_a_runtime_error_is_200_with_the_steps_so_far_and_pytorchs_message(
 @pytest.mark.parametrize(
     ("code", "needle"),
     [
-        ("import os\n", "import"),
+        ("eval('1')\n", "eval"),
         ("x = torch.ones(2)\ny = x.__class__\n", "line 2"),
-        ("open('/etc/passwd')\n", "open"),
-        ("f = lambda x: x\n", "lambda"),
+        ("getattr(torch, 'load')\n", "getattr"),
+        ("def f():\n    yield 1\n", "yield"),
         ("x = torch.ones(100000, 100000)\n", "max_tensor_elements"),
         ("x = 2 ** 99999999\n", "int"),
     ],

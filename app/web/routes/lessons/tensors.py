@@ -35,12 +35,15 @@ class ProgramRequest(JsonBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"code": EXAMPLE_PROGRAM}]})
 
     code: str = Field(description="PyTorch-flavoured Python: parsed and interpreted, never exec'd")
-    steps: Literal["full", "changes"] = Field(
+    steps: Literal["full", "changes", "none"] = Field(
         default="full",
         description='"full": each step holds every variable after it (variables). "changes": '
         "each step holds only the variables new or changed since the step before (changes) and "
         "those deleted (removed), with variables empty; apply removed, then changes, step by "
-        "step to a dict to rebuild every variable. Both fit in max_answer_bytes.",
+        'step to a dict to rebuild every variable. "none": no steps are recorded (steps is '
+        "empty; the fastest way to run a whole script): the print output comes back in "
+        "stdout_after, with error, notices, files and figures as ever. All fit in "
+        "max_answer_bytes.",
     )
 
 
@@ -63,6 +66,34 @@ class Step(BaseModel):
     )
 
 
+class ProgramFile(BaseModel):
+    """A file the program saved in its own in-memory files, offered for download."""
+
+    name: str = Field(description='the name the program gave it, e.g. "model.pth"')
+    bytes: int = Field(ge=0, description="its size in bytes (of the decoded base64)")
+    base64: str = Field(description="its bytes, base64-encoded")
+    kind: Literal["file", "tensorboard"] = Field(
+        description='"file": what torch.save (or a write) made, as plain torch.load opens it; '
+        '"tensorboard": every SummaryWriter log of the program as one zip, for '
+        "tensorboard --logdir <unzipped folder>"
+    )
+
+
+class ProgramFigure(BaseModel):
+    """A matplotlib figure the program drew, as a PNG, with the step that drew it."""
+
+    step: int = Field(
+        ge=0,
+        description="the steps recorded before the statement that drew it ran (plt.show(), or "
+        "for a figure never shown, the statement that last drew on it): that statement is step "
+        "step + 1 (1-based, steps[step]); past the last step when recording had stopped",
+    )
+    line: int = Field(ge=0, description="the line of the statement that drew it")
+    png: str = Field(description="the PNG's bytes, base64-encoded")
+    width: int = Field(ge=1, description="the PNG's width in pixels")
+    height: int = Field(ge=1, description="the PNG's height in pixels")
+
+
 class ProgramResponse(BaseModel):
     steps: list[Step]
     error: ProgramError | None
@@ -72,13 +103,28 @@ class ProgramResponse(BaseModel):
         description="what the sandbox trimmed from the answer, each naming the limit it hit "
         "(steps recorded, numbers recorded, max_answer_bytes, printed output)",
     )
-    steps_format: Literal["full", "changes"] = Field(
+    steps_format: Literal["full", "changes", "none"] = Field(
         default="full", description="the format of steps, as the request asked"
     )
     stdout_after: str = Field(
         default="",
         description="print output of the statements after the last recorded step (those not "
         "recorded, and a failing statement's): the steps' stdout, then this, is all it printed",
+    )
+    statements: int = Field(
+        default=0,
+        ge=0,
+        description="statements the program ran, each loop iteration's again (max_statements)",
+    )
+    files: list[ProgramFile] = Field(
+        default_factory=list,
+        description="the files the program saved (torch.save, its SummaryWriter logs as one zip), "
+        "within max_files and max_file_bytes",
+    )
+    figures: list[ProgramFigure] = Field(
+        default_factory=list,
+        description="the matplotlib figures it drew, in order, within max_figures and "
+        "max_figure_pixels",
     )
 
 
@@ -87,7 +133,8 @@ async def run_tensors(
     body: ProgramRequest, request: Request, settings: SettingsDep, gate: ProgramGateDep
 ) -> Response:
     """Run a program one statement at a time; every variable after every step (``steps:
-    "full"``), or only what each step changed (``steps: "changes"``), within max_answer_bytes.
+    "full"``), only what each step changed (``steps: "changes"``), or no steps at all (``steps:
+    "none"``), within max_answer_bytes; with the files it saved and the figures it drew.
 
     A program the sandbox refuses is a 422 naming the line and the reason; a runtime error
     inside an allowed program is a 200 with the steps so far and ``error``.
