@@ -5,22 +5,23 @@
 requests from the web, from a thread).
 
 The text is parsed with ``ast.parse`` and walked by our own interpreter; it never reaches
-``eval``/``exec``/``compile``. Allowed: assignments (tuple unpacking, ``x[i] = v``, ``+=`` & co.),
-all arithmetic/matrix/comparison/boolean operators, indexing and slicing, ``for``, ``while``
-(bounded like ``for``), ``if``, ``break``/``continue``, ``with torch.no_grad()``/``enable_grad()``,
-``del``, ``assert``, f-strings, and the whitelisted names in ``library`` (torch, np/numpy, nn, F,
-optim and safe builtins). ``import torch`` and the other pre-bound modules are accepted as no-ops
-at the top level. Refused before anything runs: other imports, ``def``/``class``/``lambda``,
-``try``/``raise``, comprehensions, ``global``, dunder and private names and attributes, attributes
-no whitelisted type has, interpreter/OS names (``open``, ``eval``, ``getattr``, ``type``...),
-unknown names and code nested deeper than ``max_nesting_depth``. Refused while running: attribute
-writes other than ``x.grad``/``x.requires_grad``, and anything over a limit (SandboxLimitExceeded).
-Mistakes such as a shape mismatch come back as ``error`` with PyTorch's own message.
+``eval``/``exec``/``compile``. A whole beginner script runs as in plain Python (issue 13; the list
+is ``docs/sandbox.md``): assignments of every kind, every operator, ``if``/``for``/``while``,
+``def``/``lambda`` with closures, ``class`` on ``object``, ``nn.Module`` or ``Dataset``,
+``try``/``raise``, comprehensions, imports as written (``modules``), in-memory files, figures and
+TensorBoard logs (``lib_*``). Refused before anything runs: ``yield``, ``async``, metaclasses,
+special methods other than eight, decorators other than five, dunder and private names and
+attributes, attributes no whitelisted type or learner class has, interpreter/OS names (``eval``,
+``getattr``, ``globals``...), and code nested deeper than ``max_nesting_depth``. Refused while
+running: attribute writes on library objects other than ``x.grad``/``x.requires_grad``, and
+anything over a limit (SandboxLimitExceeded), which no handler can catch. Mistakes such as a shape
+mismatch or an unknown name come back as ``error`` with PyTorch's or Python's own message at the
+line where plain Python raises it.
 
 Values are JSON-ready; non-finite floats are the strings "nan", "inf" and "-inf". Steps record
 what each statement changed (``recording``); ``run_program`` answers every variable per step
-(steps="full") or only the changes (steps="changes"). Every answer fits in ``max_answer_bytes``
-bytes of JSON, counted while it is recorded.
+(steps="full"), only the changes (steps="changes") or no steps (steps="none"). Every answer fits
+in ``max_answer_bytes`` bytes of JSON, counted while it is recorded.
 """
 
 from app.sandbox.graph import autograd_graph

@@ -37,7 +37,8 @@ class SandboxLimits:
     max_nesting_depth: int = 50
     # Characters of print output kept per program; the rest is dropped with a notice.
     max_stdout_chars: int = 100_000
-    # Numbers serialised across all recorded steps; past this, steps stop being recorded.
+    # Numbers recorded across all steps (a variable unchanged since its last step counts once);
+    # past this, steps stop being recorded.
     max_recorded_numbers: int = 500_000
     # Nodes of the autograd graph returned by autograd_graph (the walk stops past this).
     max_graph_nodes: int = 1_000

@@ -135,8 +135,13 @@ class Recorder:
             if known is not None and known.obj is obj:
                 value, text = known.value, known.text
             else:
+                before = self.serializer.numbers
                 value = self.serializer.variable(obj)
                 text = json_text(value)
+                if old is not None and old.text == text:
+                    # Unchanged (a model between optimizer steps): nothing new is recorded, so
+                    # its numbers do not count again towards max_recorded_numbers.
+                    self.serializer.numbers = before
             if old is not None and old.text == text:
                 old.obj = keep
                 if keep is not None:
