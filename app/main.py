@@ -24,7 +24,7 @@ from app.web.errors import (
     upload_over_limit,
 )
 from app.web.live import start_runs
-from app.web.routes import api, docs, images, pages, programs, run_pages, runs, static
+from app.web.routes import api, docs, images, notebook, pages, programs, run_pages, runs, static
 from app.web.routes.lessons import LESSON_ROUTERS
 from app.web.server import BodyTimeout
 from app.web.templating import make_templates
@@ -160,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     for router in LESSON_ROUTERS:  # each lesson's own: app.web.routes.lessons.<name>
         app.include_router(router)
+    app.include_router(notebook.router)
     app.include_router(images.router)
     app.include_router(runs.router)
     app.include_router(run_pages.router)

@@ -129,7 +129,7 @@ LESSON_TAGS = {
 # Where the routes of no one lesson are defined: meta, the lesson pages and their JSON twin, the
 # sample pictures, the runs.
 SHARED_ROUTES = {
-    f"app.web.routes.{name}" for name in ("api", "images", "pages", "runs", "run_pages")
+    f"app.web.routes.{name}" for name in ("api", "images", "notebook", "pages", "runs", "run_pages")
 }
 
 

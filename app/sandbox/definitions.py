@@ -118,6 +118,8 @@ class Definitions:
         self.depth = 0
         self.made = {"functions": 0, "classes": 0, "objects": 0}
         self.handling: list[BaseException] = []  # exceptions being handled, for a bare raise
+        # The calls running, outermost first: (function, the line that called it).
+        self.calls: list[tuple[LearnerFunction, int]] = []
         self._scopes: dict[int, Scope] = {}
 
     # -- counting ----------------------------------------------------------------------------------
@@ -246,6 +248,7 @@ class Definitions:
         saved, call_line = self.frame, self.line
         self.frame = frame
         self.depth += 1
+        self.calls.append((function, call_line))
         try:
             grad = torch.no_grad() if function.no_grad else contextlib.nullcontext()
             with grad:
@@ -269,6 +272,19 @@ class Definitions:
             self.frame = saved
             self.line = self.guard.line = call_line
             self.depth -= 1
+            self.calls.pop()
+
+    def call_stack(self, line: int) -> list[dict[str, Any]]:
+        """The frames running at ``line``, from the module down, each with the line it is at
+        (a caller's is the line of its call): what a step shows as its ``stack``."""
+        calls = self.calls
+        if not calls:
+            return []
+        stack = [{"function": "<module>", "line": calls[0][1]}]
+        for i, (function, _) in enumerate(calls):
+            at = calls[i + 1][1] if i + 1 < len(calls) else line
+            stack.append({"function": function.qualname, "line": at})
+        return stack
 
     def _stop(self, exc: SandboxRefused) -> SandboxRefused:
         self.stopped = exc

@@ -97,6 +97,7 @@ class Execution:
     statements: int = 0
     serializer: Serializer | None = None
     outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    printed: list[list[Any]] = field(default_factory=list)  # [top-level line, text] in order
 
 
 class Interpreter(Definitions):
@@ -129,6 +130,8 @@ class Interpreter(Definitions):
         self._sources: dict[int, str] = {}
         self.imported = False  # an import bound a module to a variable
         self._counted: dict[str, int] = {}  # variable -> id of the array last counted there
+        # What the program printed, by the line of the top-level statement that printed it.
+        self.printed: list[list[Any]] = []
         super().__init__()
 
     # -- statements --------------------------------------------------------------------------------
@@ -665,6 +668,8 @@ class Interpreter(Definitions):
         """Close one step: collect its output, check memory, snapshot the variables."""
         stdout = self.guard.take_stdout() + self._drain_warnings()
         self.stdout.append(stdout)
+        if stdout:
+            self.printed_at(self.calls[0][1] if self.calls else stmt.lineno, stdout)
         self._track_variables()
         if not self.recording:
             self.unrecorded(stdout)
@@ -684,7 +689,9 @@ class Interpreter(Definitions):
         if self.imported:  # modules are not variables a step shows
             variables = {k: v for k, v in variables.items() if not isinstance(v, Namespace)}
         try:
-            fits = self.recorder.record(variables, stmt.lineno, self._source(stmt, header), stdout)
+            source = self._source(stmt, header)
+            stack = self.call_stack(stmt.lineno)
+            fits = self.recorder.record(variables, stmt.lineno, source, stdout, stack)
         except RecordingBudgetExceeded:
             self._stop_recording(
                 f"steps stopped being recorded after {recorded} steps because they held "
@@ -701,6 +708,15 @@ class Interpreter(Definitions):
                 "the program ran to the end",
                 stdout,
             )
+
+    def printed_at(self, line: int, text: str) -> None:
+        """Keep ``text`` as printed by the top-level statement at ``line`` (a notebook puts it
+        under the cell holding that line)."""
+        printed = self.printed
+        if printed and printed[-1][0] == line:
+            printed[-1][1] += text
+        else:
+            printed.append([line, text])
 
     def visible_locals(self) -> dict[str, Any]:
         """The running call's variables (a class body's names, a comprehension's targets)."""
@@ -847,6 +863,8 @@ def execute(
         stdout = interpreter.guard.take_stdout()
         interpreter.stdout.append(stdout)
         interpreter.unrecorded(stdout)  # the failing statement's own output
+        if stdout:
+            interpreter.printed_at((exc.traceback or [exc.line])[0], stdout)
     guard = interpreter.guard
     outputs = collect_outputs(guard) if record else {}
     stdout = guard.take_stdout()  # what the libraries wrote while handing back
@@ -868,6 +886,7 @@ def execute(
         statements=interpreter.guard.statements,
         serializer=interpreter.serializer,
         outputs=outputs,
+        printed=interpreter.printed,
     )
 
 

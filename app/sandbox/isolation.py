@@ -24,7 +24,8 @@ from app.workers.pool import WorkerStopped
 # Time past max_seconds before the worker is killed (the interpreter normally stops it first).
 KILL_MARGIN_SECONDS = 1.0
 
-Kind = Literal["run", "graph"]
+# "notebook": the answer is the program written as a notebook (its title in the backward slot).
+Kind = Literal["run", "graph", "notebook"]
 
 
 class SandboxBusy(SandboxRefused):

@@ -50,6 +50,10 @@ class RecordedStep:
     changes: dict[str, Entry]
     removed: list[str]
     size: int  # bytes of its JSON in the answer's format
+    # Inside a call: ',"stack":[...]' (the frames from the module down, each with its line), the
+    # list itself for steps_dicts; empty at the top level, where the step has no "stack".
+    stack_json: str = ""
+    stack: list[dict[str, Any]] | None = None
 
 
 # The fixed JSON of one step, around its line, source, variables and stdout.
@@ -85,17 +89,26 @@ class Recorder:
 
     # -- recording ---------------------------------------------------------------------------------
 
-    def record(self, env: Mapping[str, Any], line: int, source: str, stdout: str) -> bool:
+    def record(
+        self,
+        env: Mapping[str, Any],
+        line: int,
+        source: str,
+        stdout: str,
+        stack: list[dict[str, Any]] | None = None,
+    ) -> bool:
         """Record one step; False (nothing recorded) when it would pass the byte budget.
 
-        Raises RecordingBudgetExceeded (from the serializer) past ``max_recorded_numbers``.
+        ``stack`` is the call stack inside a call (``[{"function", "line"}]`` from the module
+        down). Raises RecordingBudgetExceeded (from the serializer) past ``max_recorded_numbers``.
         """
         changes, removed = self._diff(env)
+        stack_json = f',"stack":{json_text(stack)}' if stack else ""
         source_text = self._texts.get(source)
         if source_text is None:
             source_text = self._texts[source] = json_text(source)
         stdout_text = json_text(stdout)
-        size = self._step_bytes(line, source_text, stdout_text, changes, removed)
+        size = self._step_bytes(line, source_text, stdout_text, changes, removed) + len(stack_json)
         comma = 1 if self.steps else 0
         if self.steps_bytes + self.after_bytes + comma + size > self.room:
             return False
@@ -110,7 +123,18 @@ class Recorder:
             if entry.obj is not None:
                 self._by_id[id(entry.obj)] = entry
         self.steps.append(
-            RecordedStep(line, source, stdout, source_text, stdout_text, changes, removed, size)
+            RecordedStep(
+                line,
+                source,
+                stdout,
+                source_text,
+                stdout_text,
+                changes,
+                removed,
+                size,
+                stack_json,
+                stack or None,
+            )  # fmt: skip
         )
         self.steps_bytes += comma + size
         return True
@@ -218,7 +242,7 @@ class Recorder:
                 names = ",".join(json_text(name) for name in s.removed)
                 parts.append(
                     f"{_HEAD}{s.line}{_SOURCE}{s.source_json}{_CHANGES_STDOUT}{s.stdout_json}"
-                    f"{_CHANGES}{items}{_REMOVED}{names}{_CHANGES_END}"
+                    f"{_CHANGES}{items}{_REMOVED}{names}]{s.stack_json}}}"
                 )
             return parts
         state: dict[str, str] = {}
@@ -230,7 +254,7 @@ class Recorder:
             variables = ",".join(state.values())
             parts.append(
                 f"{_HEAD}{s.line}{_SOURCE}{s.source_json}{_FULL_VARIABLES}{variables}"
-                f"{_FULL_STDOUT}{s.stdout_json}}}"
+                f"{_FULL_STDOUT}{s.stdout_json}{s.stack_json}}}"
             )
         return parts
 
@@ -243,15 +267,20 @@ class Recorder:
             if self.format == "changes":
                 changes = {name: e.value for name, e in s.changes.items()}
                 step = {"line": s.line, "source": s.source, "variables": {}, "stdout": s.stdout}
-                out.append({**step, "changes": changes, "removed": list(s.removed)})
+                step = {**step, "changes": changes, "removed": list(s.removed)}
+                out.append({**step, "stack": s.stack} if s.stack else step)
                 continue
             for name in s.removed:
                 del state[name]
             for name, entry in s.changes.items():
                 state[name] = entry.value
-            out.append(
-                {"line": s.line, "source": s.source, "variables": dict(state), "stdout": s.stdout}
-            )
+            full = {
+                "line": s.line,
+                "source": s.source,
+                "variables": dict(state),
+                "stdout": s.stdout,
+            }
+            out.append({**full, "stack": s.stack} if s.stack else full)
         return out
 
     def stdout_after(self) -> str:

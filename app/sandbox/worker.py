@@ -14,6 +14,7 @@ from typing import Any
 from app.sandbox.graph import graph_answer
 from app.sandbox.interpreter import run_answer, run_program
 from app.sandbox.limits import SandboxLimitExceeded, SandboxLimits, SandboxRefused
+from app.sandbox.notebook import notebook_json
 from app.workers import serve
 
 # Virtual memory a worker may map on top of what it maps after importing torch and warming up.
@@ -44,6 +45,8 @@ def handle(request: tuple[Any, ...]) -> tuple[Any, ...]:
     line) | ("crash", message); result is a dict, or JSON bytes when the request is encoded."""
     kind, code, limits, backward, steps, encoded = request
     try:
+        if kind == "notebook":  # the program as a notebook's JSON bytes; backward is its title
+            return ("ok", notebook_json(code, backward or "program", limits))
         answer = graph_answer(code, backward, limits) if kind == "graph" else None
         if answer is not None:
             return ("ok", answer.as_json() if encoded else answer.as_dict())

@@ -8,6 +8,8 @@
 // asked for ahead, so stepping draws at once.
 // The figures a program drew (PNGs) and the files it saved come with the answer as base64: they
 // are shown as images marked at the step that drew them, and offered as Blob downloads.
+// The editor's code downloads as program.py (a Blob), and as a notebook that POST /api/notebook
+// writes from its own sandbox run (API.md "POST /api/notebook"), saved under the name it gives.
 // The state lives in the URL: ?example=<name>[&code=<edited program>]&step=<n>[&var=<tensor>].
 // Learner text only ever reaches the page through textContent.
 import { el, PLOT_CONFIG } from "./dom.js";
@@ -582,6 +584,92 @@ function syncGutter() {
   gutter.scrollTop = editor.scrollTop;
 }
 
+// --- take the program home: the editor's code as a .py, or as a notebook the server writes -------
+
+const SAVED_URL_LIFETIME_MS = 10_000; // long enough for the browser to start saving the Blob
+const notebookButton = $("download-notebook");
+const NOTEBOOK_LABEL = notebookButton.textContent;
+
+// Save `blob` under `name`, as a click on a download link would.
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), SAVED_URL_LIFETIME_MS);
+}
+
+// The file name a Content-Disposition header gives (RFC 6266: filename* wins over filename),
+// without any folder; `fallback` when it gives none.
+function attachmentName(header, fallback) {
+  const text = header || "";
+  let name = "";
+  const extended = /filename\*\s*=\s*UTF-8''([^;\s]+)/i.exec(text);
+  if (extended) {
+    try {
+      name = decodeURIComponent(extended[1]);
+    } catch {
+      name = ""; // a malformed escape: the plain filename below is the one to use
+    }
+  }
+  if (!name) {
+    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))/i.exec(text);
+    if (plain) name = plain[1] !== undefined ? plain[1].replace(/\\(.)/g, "$1") : plain[2].trim();
+  }
+  return name.split(/[\\/]/).pop() || fallback;
+}
+
+// A refusal's words: FastAPI's own 422 (a malformed body) carries a list, the app's a string.
+const detailText = (body, fallback) => (typeof body.detail === "string" && body.detail ? body.detail : fallback);
+
+function downloadPy() {
+  save(new Blob([editor.value], { type: "text/x-python" }), "program.py");
+}
+
+// The notebook of the code in the editor (run or not); the example's title names an unedited one.
+async function downloadNotebook() {
+  const code = editor.value;
+  const example = examples[matchingExample(code)];
+  const title = example && example.code === code ? example.title : null;
+  const message = $("program-message");
+  const hadFocus = document.activeElement === notebookButton; // disabling it drops the focus
+  notebookButton.disabled = true;
+  notebookButton.setAttribute("aria-busy", "true");
+  notebookButton.textContent = "Making the notebook…";
+  try {
+    const response = await fetch("/api/notebook", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/x-ipynb+json, application/json" },
+      body: JSON.stringify({ code, title }),
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      message.textContent =
+        response.status === 422
+          ? detailText(body, "The sandbox refused this program.")
+          : `Could not make the notebook: ${detailText(body, `the server answered ${response.status}.`)}`;
+      message.hidden = false;
+      return;
+    }
+    save(await response.blob(), attachmentName(response.headers.get("Content-Disposition"), "program.ipynb"));
+    // The banner goes back to what the run shown says (a notebook's refusal no longer applies).
+    message.hidden = !state.refused;
+    message.textContent = state.refused ? state.refused.message : "";
+  } catch (error) {
+    message.textContent = `Could not make the notebook: ${error.message}`;
+    message.hidden = false;
+  } finally {
+    notebookButton.disabled = false;
+    notebookButton.removeAttribute("aria-busy");
+    notebookButton.textContent = NOTEBOOK_LABEL;
+    if (hadFocus && (!document.activeElement || document.activeElement === document.body)) notebookButton.focus();
+  }
+}
+
 // --- wiring --------------------------------------------------------------------------------------
 
 form().addEventListener("submit", (event) => {
@@ -631,6 +719,10 @@ for (const [id, target] of Object.entries(stepButtons)) {
     goTo(target());
   });
 }
+
+$("download-py").addEventListener("click", downloadPy);
+notebookButton.addEventListener("click", downloadNotebook);
+$("take-home").hidden = false;
 
 $("step-slider").addEventListener("input", (event) => {
   event.stopPropagation();

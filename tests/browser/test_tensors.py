@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -21,6 +22,7 @@ from PIL import Image
 from playwright.sync_api import Locator, Page, Request, expect
 
 from app.lessons.tensors import EXAMPLES
+from app.web.routes.notebook import file_name
 
 LESSON = "/lessons/tensors"
 
@@ -536,3 +538,164 @@ def test_the_page_draws_the_answers_figures_and_files_as_it_gets_them(
     page.locator("#run").click()
     expect(page.locator("#program-figures")).to_be_hidden()
     expect(page.locator("#program-files")).to_be_hidden()
+
+
+# A class-based training script in blocks separated by blank lines (issue 14, "take it home"):
+# no seed of its own, so its numbers are those of the seed every sandbox run starts from, which
+# the notebook's setup cell sets.
+TRAINING_SCRIPT = """import torch
+import torch.nn as nn
+
+X = torch.randn(32, 3)  # (32, 3)
+w_true = torch.tensor([[2.0], [-1.0], [0.5]])  # (3, 1)
+y = X @ w_true + 0.1 * torch.randn(32, 1)  # (32, 1)
+
+
+class Learner(nn.Module):
+    def __init__(self, n_in, n_hidden):
+        super().__init__()
+        self.hidden = nn.Linear(n_in, n_hidden)
+        self.out = nn.Linear(n_hidden, 1)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+
+model = Learner(3, 8)
+loss_fn = nn.MSELoss()
+optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+
+for epoch in range(4):
+    optimizer.zero_grad()
+    loss = loss_fn(model(X), y)
+    loss.backward()
+    optimizer.step()
+    print(f'epoch {epoch + 1}: loss {loss.item():.4f}')
+
+print(f'final loss {loss_fn(model(X), y).item():.4f}')
+"""
+
+
+def saved_download(page: Page, control: Locator) -> tuple[str, bytes]:
+    """The name and bytes a click on a download control saves."""
+    with page.expect_download() as download:
+        control.click()
+    return download.value.suggested_filename, Path(download.value.path()).read_bytes()
+
+
+def stream_text(cell: Any) -> str:
+    """What a notebook code cell's outputs say it printed."""
+    return "".join(out["text"] for out in cell.get("outputs", []) if out["output_type"] == "stream")
+
+
+def test_the_notebook_of_a_run_training_script_validates_and_prints_in_plain_python_as_the_page(
+    page: Page, tmp_path: Path
+) -> None:
+    open_lesson(page, "example=view")
+    page.locator("#code").fill(TRAINING_SCRIPT)
+    page.locator("#run").click()
+    expect(page.locator("#listing li")).to_have_count(len(TRAINING_SCRIPT.splitlines()))
+    blur(page)
+    page.keyboard.press("End")
+    expect(page.locator("#step-error")).to_be_hidden()
+    expect(page.locator("#stdout")).to_contain_text("final loss")
+    shown = (page.locator("#stdout").text_content() or "").splitlines()
+    assert len(shown) == 5 and all(re.search(r"loss \d+\.\d{4}$", line) for line in shown)
+
+    name, body = saved_download(page, page.locator("#download-notebook"))
+    assert name == "program.ipynb"  # an edited program has no title of its own
+    expect(page.locator("#download-notebook")).to_be_enabled()
+    expect(page.locator("#download-notebook")).to_have_text("Download notebook")
+    notebook = nbformat.reads(body.decode("utf-8"), as_version=4)
+    nbformat.validate(notebook)
+    title, setup, *program = notebook.cells
+    assert title.cell_type == "markdown"
+    assert setup.cell_type == "code" and "torch.manual_seed(0)" in setup.source
+    assert all(cell.cell_type == "code" for cell in program)
+
+    # Split at the blank lines between top-level statements, the class whole, nothing lost.
+    assert len(program) == 6
+    assert [c.source for c in program if "class Learner" in c.source][0].count("def ") == 2
+    joined = "\n".join(cell.source for cell in program).splitlines()
+    assert [t for t in joined if t.strip()] == [
+        t for t in TRAINING_SCRIPT.splitlines() if t.strip()
+    ]
+
+    # Each cell has what the sandbox printed there: the epochs in the loop's, the last line last.
+    assert stream_text(program[4]).splitlines() == shown[:4]
+    assert stream_text(program[5]).splitlines() == shown[4:]
+    assert "".join(stream_text(cell) for cell in notebook.cells).splitlines() == shown
+
+    # The code cells in order, unchanged, in plain Python: what the page printed.
+    script = tmp_path / "notebook.py"
+    script.write_text("\n\n".join(c.source for c in notebook.cells if c.cell_type == "code"))
+    done = subprocess.run(
+        [sys.executable, script.name],
+        cwd=tmp_path,
+        env=os.environ | {"MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.splitlines() == shown
+
+
+def test_download_py_by_keyboard_saves_exactly_the_editors_text(page: Page) -> None:
+    open_lesson(page, "example=view")
+    code = "# naïve ✓ — not run yet\nx = torch.ones(2)   \n\n\ny = x * 2"  # no final newline
+    page.locator("#code").fill(code)
+    page.locator("#run").focus()
+    page.keyboard.press("Tab")  # the next control after Run
+    expect(page.locator("#download-py")).to_be_focused()
+    with page.expect_download() as download:
+        page.keyboard.press("Enter")
+    assert download.value.suggested_filename == "program.py"
+    assert Path(download.value.path()).read_bytes() == code.encode("utf-8")
+
+
+def test_a_refused_programs_notebook_says_why_as_a_refused_run_does(page: Page, problems) -> None:
+    problems.expect(422, "/api/notebook")
+    open_lesson(page, "example=item")
+    page.locator("#code").fill("x = torch.ones(2)\neval(1)\n")
+    button = page.locator("#download-notebook")
+    # Every state the button passes through, recorded as it changes.
+    page.evaluate(
+        """() => {
+            const b = document.getElementById('download-notebook');
+            window.notebookStates = [];
+            const note = () => window.notebookStates.push([b.disabled, b.textContent]);
+            new MutationObserver(note).observe(
+                b, {attributes: true, childList: true, characterData: true, subtree: true});
+        }"""
+    )
+    button.focus()
+    page.keyboard.press("Enter")
+    message = page.locator("#program-message")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("line 2")
+    expect(message).to_contain_text("eval is not available")
+    expect(button).to_be_enabled()
+    expect(button).to_have_text("Download notebook")
+    expect(button).to_be_focused()  # the keyboard stays where it was
+    states = page.evaluate("() => window.notebookStates")
+    assert [True, "Making the notebook…"] in states and states[-1] == [False, "Download notebook"]
+
+
+def test_on_a_phone_the_downloads_fit_and_an_examples_notebook_is_named_after_it(
+    phone_page: Page,
+) -> None:
+    open_lesson(phone_page, "example=view")
+    for control in ("#download-py", "#download-notebook"):
+        expect(phone_page.locator(control)).to_be_visible()
+        box = phone_page.locator(control).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    overflow = phone_page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    name, body = saved_download(phone_page, phone_page.locator("#download-notebook"))
+    assert name == file_name(EXAMPLES["view"].title)  # the server's name for the example's title
+    notebook = nbformat.reads(body.decode("utf-8"), as_version=4)
+    nbformat.validate(notebook)
+    assert EXAMPLES["view"].title in notebook.cells[0].source

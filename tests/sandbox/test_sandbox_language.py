@@ -370,3 +370,23 @@ def test_what_stays_refused_is_refused_before_running_naming_line_and_reason(
     with pytest.raises(SandboxRefused) as info:
         run_program("print('ran')\n" + code)
     assert reason in info.value.reason and info.value.line is not None and info.value.line > 1
+
+
+@pytest.mark.parametrize("steps", ["full", "changes"])
+def test_a_step_inside_calls_carries_its_call_stack(steps: str) -> None:
+    code = (
+        "class Net:\n    def forward(self, x):\n        y = helper(x)\n        return y\n"
+        "def helper(v):\n    return v * 2\nout = Net().forward(3)\nprint(out)\n"
+    )
+    result = run_program(code, steps=steps)  # type: ignore[arg-type]
+    stacks = {s["line"]: s.get("stack") for s in result["steps"]}
+    assert stacks[6] == [
+        {"function": "<module>", "line": 7},
+        {"function": "Net.forward", "line": 3},
+        {"function": "helper", "line": 6},
+    ]
+    assert stacks[4] == [
+        {"function": "<module>", "line": 7},
+        {"function": "Net.forward", "line": 4},
+    ]
+    assert stacks[7] is None and stacks[8] is None  # the top level has no stack

@@ -47,6 +47,15 @@ class ProgramRequest(JsonBody):
     )
 
 
+class StackFrame(BaseModel):
+    """One frame of the call stack a step ran in."""
+
+    function: str = Field(
+        description='"<module>", or the function\'s qualified name ("Net.forward")'
+    )
+    line: int = Field(description="the line this frame is at: a caller's is the line of its call")
+
+
 class Step(BaseModel):
     line: int
     source: str
@@ -63,6 +72,11 @@ class Step(BaseModel):
     removed: list[str] | None = Field(
         default=None,
         description='steps "changes" only: the variables deleted since the step before',
+    )
+    stack: list[StackFrame] | None = Field(
+        default=None,
+        description="inside a call only: the frames from the module down to the one running "
+        "(the step's variables are then the globals with that call's locals over them)",
     )
 
 
