@@ -107,6 +107,7 @@ class Definitions:
     exec_block: Callable[[list[ast.stmt]], None]
     assign: Callable[[ast.expr, Any], None]
     store: Callable[[str, Any], None]
+    _owner: Callable[[str], dict[str, Any]]
     record: Callable[..., None]
     truth: Callable[[Any], bool]
     call: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -540,14 +541,8 @@ class Definitions:
             self.exec_block(handler.body)
         finally:
             self.handling.pop()
-            if handler.name:
-                with contextlib.suppress(NameError, KeyError):
-                    self._delete_quietly(handler.name)
-
-    def _delete_quietly(self, name: str) -> None:
-        frame = self.frame
-        target = self.env if frame is self.module_frame else frame.vars
-        target.pop(name, None)
+            if handler.name:  # Python deletes the name when the handler ends
+                self._owner(handler.name).pop(handler.name, None)
 
     def _stmt_Raise(self, stmt: ast.Raise) -> None:
         if stmt.exc is None:

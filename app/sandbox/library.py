@@ -1360,16 +1360,6 @@ def _range(guard: Guard, args: Args, kwargs: Kwargs) -> range:
     return range(*args)
 
 
-def _minmax(name: str, fn: Callable[..., Any]) -> Impl:
-    def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
-        _no_kwargs(name, kwargs)
-        items = guard.bounded(args[0]) if len(args) == 1 else list(args)
-        guard.check_container(items)  # comparisons walk nested items in C
-        return fn(items)
-
-    return impl
-
-
 def _sum(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
     start = kwargs.pop("start", args[1] if len(args) > 1 else 0)
     _no_kwargs("sum", kwargs)
@@ -1406,14 +1396,6 @@ def _dict(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
     return dict(pairs, **kwargs)
 
 
-def _sorted(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
-    reverse = bool(kwargs.pop("reverse", False))
-    _no_kwargs("sorted", kwargs)
-    items = guard.bounded(args[0])
-    guard.check_container(items)
-    return sorted(items, reverse=reverse)
-
-
 def _lazy(name: str, fn: Callable[..., Any]) -> Impl:
     def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
         if name != "enumerate":
@@ -1448,8 +1430,6 @@ BUILTINS: dict[str, Any] = {
     "len": SafeFunction("len", _len),
     "range": SafeFunction("range", _range),
     "abs": SafeFunction("abs", _simple("abs", abs)),
-    "min": SafeFunction("min", _minmax("min", min)),
-    "max": SafeFunction("max", _minmax("max", max)),
     "round": SafeFunction("round", _round),
     "float": SafeFunction("float", _simple("float", float), float),
     "int": SafeFunction("int", _simple("int", int), int),
@@ -1461,13 +1441,15 @@ BUILTINS: dict[str, Any] = {
     "tuple": SafeFunction("tuple", _to_list("tuple", tuple), tuple),
     "dict": SafeFunction("dict", _dict, dict),
     "set": SafeFunction("set", _to_list("set", set), set),
-    "sorted": SafeFunction("sorted", _sorted),
     "enumerate": SafeFunction("enumerate", _lazy("enumerate", enumerate)),
     "zip": SafeFunction("zip", _lazy("zip", zip)),
     "reversed": SafeFunction("reversed", _lazy("reversed", reversed)),
     "any": SafeFunction("any", _any_all("any", any)),
     "all": SafeFunction("all", _any_all("all", all)),
-    **{name: _interpreted(name) for name in _names("super isinstance type map filter iter next")},
+    **{
+        name: _interpreted(name)
+        for name in _names("super isinstance type map filter iter next min max sorted")
+    },
     **{name: _decorator(name) for name in _names("staticmethod classmethod property")},
     **{name: _exception(kind) for name, kind in EXCEPTION_TYPES.items()},
 }
