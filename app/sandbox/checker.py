@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from app.sandbox.library import BUILTINS, FORBIDDEN_NAMES, NAMESPACES, all_attributes
 from app.sandbox.limits import SandboxLimits, SandboxRefused, over_limit
-from app.sandbox.modules import MODULES  # noqa: F401  (every library registered first)
+from app.sandbox.modules import SYSTEM_MODULES  # (importing it registers every library)
 from app.sandbox.objects import SPECIAL_METHODS
 
 
@@ -248,6 +248,8 @@ def _check_nodes(tree: ast.Module, assigned: set[str], limits: SandboxLimits) ->
             raise SandboxRefused(_REFUSED[kind], line)
         if not isinstance(node, _STATEMENTS + _EXPRESSIONS + _HELPERS):
             raise SandboxRefused(f"{kind.__name__} is not supported in this sandbox", line)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            _check_import(node)
         if isinstance(node, ast.Name):
             _check_name(node, known)
         elif isinstance(node, ast.Attribute):
@@ -277,6 +279,20 @@ def _check_nodes(tree: ast.Module, assigned: set[str], limits: SandboxLimits) ->
                 raise SandboxRefused(f"double-underscore names like {name} are not allowed", line)
         elif isinstance(node, ast.Constant):
             _check_constant(node, limits)
+
+
+def _check_import(node: ast.Import | ast.ImportFrom) -> None:
+    """Modules that reach the OS, the network or the interpreter are refused before anything
+    runs (the HTTP contract: file/network/OS access is a 422); any other module the sandbox does
+    not offer is Python's ImportError when its line runs."""
+    paths = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+    for path in paths:
+        if path.split(".")[0] in SYSTEM_MODULES:
+            raise SandboxRefused(
+                f"import {path} is not allowed: this sandbox has no file, network, OS or "
+                "interpreter access",
+                node.lineno,
+            )
 
 
 def _check_function(node: ast.FunctionDef, in_class: bool) -> None:

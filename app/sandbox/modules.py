@@ -23,7 +23,7 @@ from app.sandbox.library import (
 MODULES: dict[str, Namespace] = {}
 
 # Modules that exist in plain Python but reach the OS, the network or the interpreter.
-_SYSTEM = frozenset(
+SYSTEM_MODULES = frozenset(
     {
         "os",
         "sys",
@@ -77,7 +77,7 @@ def import_module(path: str) -> Namespace:
     if namespace is not None:
         return namespace
     top = path.split(".")[0]
-    if top in _SYSTEM:
+    if top in SYSTEM_MODULES:
         raise ImportError(
             f"{path} is not available in this sandbox (no file, network, OS or interpreter "
             f"access); it offers {offered()}"

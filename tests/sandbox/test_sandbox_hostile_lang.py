@@ -852,7 +852,7 @@ CASES: dict[str, Hostile] = {
     ),
     "except_importerror_around_import_os": Hostile(
         "try:\n    import os\nexcept ImportError:\n    print('no os')",
-        ("ok", "error"),
+        ("refused",),  # OS modules are refused before running (the HTTP contract)
         ("try", "imports"),
     ),
     "huge_exception_message": Hostile(
@@ -1325,14 +1325,14 @@ CASES: dict[str, Hostile] = {
     # -- imports as written --------------------------------------------------------------------
     "import_os_inside_a_function": Hostile(
         "def f():\n    import os\n    return os\nprint(f())",
-        ("error",),
+        ("refused",),
         ("def", "imports"),
         2,
         "ImportError|os",
     ),
     "from_os_import_system": Hostile(
         f"from os import system\nsystem('touch {M}')",
-        ("error",),
+        ("refused",),
         ("imports",),
         1,
         "ImportError|os",

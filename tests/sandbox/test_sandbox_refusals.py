@@ -35,6 +35,12 @@ REFUSED = [
     ("globals()", "globals"),
     ("breakpoint()", "breakpoint"),
     ("torch = 5", "torch"),
+    # modules that reach the OS, the network or the interpreter (the HTTP contract: a 422)
+    ("import os", "import os"),
+    ("import torch\nimport subprocess", "import subprocess"),
+    ("from os import system", "import os"),
+    ("x = 1\nimport os", "import os"),
+    ("def f():\n    import sys\n    return sys", "import sys"),
     # definitions and statements the sandbox does not run (issue 13 keeps these refused)
     ("def f():\n    yield 1", "yield"),
     ("class A(metaclass=type):\n    pass", "metaclass"),
@@ -58,11 +64,9 @@ REFUSED = [
 # start of the error plain Python gives at that line, or None when it runs to the end).
 NOW_RUN = [
     ("torch.load('x.pt')", "FileNotFoundError"),
-    ("import os", "ImportError: os is not available in this sandbox"),
-    ("import torch\nimport subprocess", "ImportError: subprocess is not available"),
-    ("from os import system", "ImportError: os is not available"),
-    ("x = 1\nimport os", "ImportError"),
     ("x = torch.nn.Module()", "TypeError"),
+    ("import pandas", "ModuleNotFoundError: No module named 'pandas'"),
+    ("try:\n    import pandas\nexcept ImportError:\n    pandas = None\nprint(pandas)", None),
     ("x = torch.ones(2, device='cuda')", "AssertionError: Torch not compiled with CUDA enabled"),
     ("x = min([1, 2], key=print)", "TypeError: '<' not supported"),
     ("print(type(1))", None),
