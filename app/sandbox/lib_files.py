@@ -563,10 +563,11 @@ def _pickle_module(files: ProgramFiles, target: Any, placed: dict[str, Any]) -> 
     return module
 
 
-def _arguments(
+def bind_arguments(
     name: str, args: Args, kwargs: Kwargs, names: list[str], defaults: dict[str, Any]
 ) -> dict[str, Any]:
-    """Python's binding of ``args``/``kwargs`` to ``names`` (with its TypeErrors)."""
+    """Python's binding of ``args``/``kwargs`` to ``names`` (with its TypeErrors), for the
+    functions of ``lib_files`` and ``lib_tensorboard``."""
     if len(args) > len(names):
         raise TypeError(f"{name}() takes {len(names)} arguments but {len(args)} were given")
     bound = dict(zip(names, args, strict=False))
@@ -585,7 +586,7 @@ def _arguments(
 
 
 def _torch_save(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    given = _arguments(
+    given = bind_arguments(
         "save",
         args,
         kwargs,
@@ -641,7 +642,7 @@ _MAP_LOCATIONS = (str, torch.device, dict, type(None))
 
 
 def _torch_load(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
-    given = _arguments(
+    given = bind_arguments(
         "load",
         args,
         kwargs,
@@ -701,7 +702,7 @@ def _estimate_numbers(text: str, delimiter: Any) -> int:
 
 def _text_table(name: str, fn: Callable[..., Any], names: list[str], defaults: Kwargs) -> Any:
     def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
-        given = _arguments(name, args, kwargs, names, defaults)
+        given = bind_arguments(name, args, kwargs, names, defaults)
         for key in ("delimiter", "comments"):
             value = given.get(key)
             if value is not None and not isinstance(value, str):
@@ -781,7 +782,7 @@ _GENFROMTXT = _text_table(
 
 
 def _np_save(guard: Guard, args: Args, kwargs: Kwargs) -> None:
-    given = _arguments(
+    given = bind_arguments(
         "save", args, kwargs, ["file", "arr", "allow_pickle"], {"allow_pickle": True}
     )
     array = given["arr"]
@@ -801,7 +802,7 @@ def _np_save(guard: Guard, args: Args, kwargs: Kwargs) -> None:
 
 
 def _np_load(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
-    given = _arguments(
+    given = bind_arguments(
         "load",
         args,
         kwargs,

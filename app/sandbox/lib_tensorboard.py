@@ -195,24 +195,7 @@ def _values(value: Any, what: str) -> Any:
     raise TypeError(f"{what} must be a tensor, an array or a number, not {type_phrase(value)}")
 
 
-def _bind(
-    name: str, args: Args, kwargs: Kwargs, names: list[str], defaults: Kwargs
-) -> dict[str, Any]:
-    if len(args) > len(names):
-        raise TypeError(f"{name}() takes at most {len(names)} positional arguments")
-    bound = dict(zip(names, args, strict=False))
-    for key, value in kwargs.items():
-        if key not in names:
-            raise TypeError(f"{name}() got an unexpected keyword argument '{key}'")
-        if key in bound:
-            raise TypeError(f"{name}() got multiple values for argument '{key}'")
-        bound[key] = value
-    for key in names:
-        if key not in bound:
-            if key not in defaults:
-                raise TypeError(f"{name}() missing 1 required positional argument: '{key}'")
-            bound[key] = defaults[key]
-    return bound
+_bind = lib_files.bind_arguments
 
 
 def _count(value: Any, name: str, limit: int) -> int:
