@@ -24,7 +24,18 @@ from app.web.errors import (
     upload_over_limit,
 )
 from app.web.live import start_runs
-from app.web.routes import api, docs, images, notebook, pages, programs, run_pages, runs, static
+from app.web.routes import (
+    api,
+    docs,
+    images,
+    notebook,
+    pages,
+    playground,
+    programs,
+    run_pages,
+    runs,
+    static,
+)
 from app.web.routes.lessons import LESSON_ROUTERS
 from app.web.server import BodyTimeout
 from app.web.templating import make_templates
@@ -164,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(runs.router)
     app.include_router(run_pages.router)
+    app.include_router(playground.router)
     app.include_router(pages.router)
     app.include_router(static.router)
     app.include_router(docs.router)

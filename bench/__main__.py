@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cnn, lessons, pages, programs, runs, startup
+from bench import cnn, lessons, pages, playground, programs, runs, startup
 from bench.common import RESULTS, Context, Row, format_table, machine_info, write_results
 
 MODULES = {
@@ -21,6 +21,7 @@ MODULES = {
     "startup": startup,
     "cnn": cnn,
     "runs": runs,
+    "playground": playground,
 }
 
 

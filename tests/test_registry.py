@@ -89,7 +89,18 @@ SHARED: dict[str, set[str]] = {
     },
     "app/viz": {"__init__", "common"},
     "app/web/views": {"__init__", "base"},
-    "static/js": {"app", "dom", "follow", "lesson", "run", "runs", "values"},
+    "static/js": {
+        "app",
+        "dom",
+        "follow",
+        "frames",
+        "lesson",
+        "playground",
+        "program",
+        "run",
+        "runs",
+        "values",
+    },
 }
 
 
@@ -129,7 +140,8 @@ LESSON_TAGS = {
 # Where the routes of no one lesson are defined: meta, the lesson pages and their JSON twin, the
 # sample pictures, the runs.
 SHARED_ROUTES = {
-    f"app.web.routes.{name}" for name in ("api", "images", "notebook", "pages", "runs", "run_pages")
+    f"app.web.routes.{name}"
+    for name in ("api", "images", "notebook", "pages", "playground", "runs", "run_pages")
 }
 
 

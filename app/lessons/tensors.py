@@ -287,6 +287,7 @@ def explore(params: TensorParams, runner: Runner) -> dict[str, Any]:
         "truncated": bool(trace.get("truncated")),
         "notices": list(trace.get("notices") or []),
         "stdout_after": str(trace.get("stdout_after") or ""),  # printed after the last step
+        "final": trace.get("final"),  # the variables it ended with, when recording stopped early
         "steps_format": trace.get("steps_format", "full"),
         "files": list(trace.get("files") or []),  # what the program saved, for download
         "figures": list(trace.get("figures") or []),  # the PNGs it drew, with their steps

@@ -296,8 +296,6 @@ def snippet(params: TrackingParams) -> str:
 
     task = DigitsConfig()
     return f'''"""This page's example runs, logged for TensorBoard as a run's worker logs them."""
-import tempfile
-
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
@@ -317,7 +315,7 @@ test, train = order[:n_test], order[n_test:]  # {HELD_OUT:.0%} held out: never t
 shuffle = torch.Generator()
 data = TensorDataset(images[train], labels[train])
 loader = DataLoader(data, batch_size=BATCH, shuffle=True, generator=shuffle)
-logdir = tempfile.mkdtemp()  # then: tensorboard --logdir <this folder>
+logdir = "runs"  # next to this script (each run adds its events); then: tensorboard --logdir runs
 
 
 def smooth(values, weight):  # TensorBoard's smoothing: a moving average, debiased at the start

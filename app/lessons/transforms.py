@@ -18,6 +18,7 @@ from app.lessons.errors import LessonInputError
 from app.lessons.images import SAMPLES, sample_image
 from app.lessons.stage_previews import stage_preview
 from app.lessons.transform_classes import (
+    CLASSES,
     PICTURES,
     CenterCrop,
     Grayscale,
@@ -196,4 +197,71 @@ def snippet(params: TransformParams) -> str:
     ]
     if any(isinstance(t, RandomCrop) for t in compose.transforms):
         lines.append("# (seed torchvision's RandomCrop with torch.manual_seed(seed) first)")
+    return "\n".join(lines) + "\n"
+
+
+def playground(params: TransformParams) -> str:
+    """The page's pipeline as a program for the playground's sandbox: the snippet imports this
+    project's own classes and draws its pictures with Pillow, neither of which a sandboxed program
+    may reach, so this one builds the same pipeline from ``torchvision.transforms`` (which the
+    sandbox serves from these very classes, with torchvision's semantics) and reads the page's
+    pictures from the data files the sandbox ships (``data/pictures/<name>.npy``). It prints what
+    the snippet prints. A ``RandomCrop`` is torchvision's, whose window comes from torch's global
+    RNG, not the page's own seeded generator: its crops may differ from the page's."""
+    steps = check_pipeline(pipeline_from_url(params.p), None)
+    compose = build(steps)
+    picture = f"data/pictures/{params.sample}.npy"
+    lines = [
+        '"""This page\'s pipeline with torchvision.transforms, on the page\'s own pictures."""',
+        "import numpy as np",
+        "import torchvision.transforms as T",
+        "from torch.utils.data import Dataset",
+        "",
+        "transform = T.Compose([",
+        *[f"    {torchvision_equivalent(t)}," for t in compose.transforms],
+        "])",
+        "# The page's picture as an (H, W, 3) uint8 array, a data file of the sandbox; with your",
+        "# own picture: from PIL import Image; image = Image.open(path).convert('RGB')",
+        f"image = T.ToPILImage()(np.load({picture!r}))",
+        "x = transform(image)  # each transform gets what the one before returned",
+    ]
+    crops = [t for t in compose.transforms if isinstance(t, RandomCrop)]
+    if crops:
+        lines[5:5] = [
+            f"torch.manual_seed({crops[0].seed})  # torchvision's RandomCrop draws from it",
+            "",
+        ]
+        lines.insert(2, "import torch")
+    if final_kind(steps) == "tensor":
+        lines.append("print(x.shape, x.dtype, x.min().item(), x.max().item())")
+    else:
+        lines.append("print(x.size, x.mode)  # still a PIL image: (W, H) and its mode")
+    files = ",\n".join(f"            {f'data/pictures/{name}.npy'!r}" for name, _ in PICTURES)
+    targets = ", ".join(str(CLASSES.index(label)) for _, label in PICTURES)
+    labels = ", ".join(label for _, label in PICTURES)
+    lines += [
+        "",
+        "",
+        "class PictureDataset(Dataset):  # the page's labelled pictures",
+        "    def __init__(self, transform=None):",
+        "        self.files = [",
+        files + ",",
+        "        ]",
+        f"        self.targets = [{targets}]  # {labels}",
+        "        self.transform = transform",
+        "",
+        "    def __getitem__(self, index):",
+        "        sample = T.ToPILImage()(np.load(self.files[index]))",
+        "        if self.transform is not None:",
+        "            sample = self.transform(sample)  # __getitem__ applies the transform",
+        "        return sample, self.targets[index]",
+        "",
+        "    def __len__(self):",
+        "        return len(self.files)",
+        "",
+        "",
+        "dataset = PictureDataset(transform=transform)",
+        "sample, target = dataset[0]",
+        "print(len(dataset), target)",
+    ]
     return "\n".join(lines) + "\n"

@@ -119,8 +119,10 @@ class Definitions:
         self.depth = 0
         self.made = {"functions": 0, "classes": 0, "objects": 0}
         self.handling: list[BaseException] = []  # exceptions being handled, for a bare raise
-        # The calls running, outermost first: (function, the line that called it).
+        # The calls running, outermost first: (function, the line that called it), and each
+        # call's own frame (what a step shows as that call's variables).
         self.calls: list[tuple[LearnerFunction, int]] = []
+        self.call_frames: list[Frame] = []
         self._scopes: dict[int, Scope] = {}
 
     # -- counting ----------------------------------------------------------------------------------
@@ -250,6 +252,7 @@ class Definitions:
         self.frame = frame
         self.depth += 1
         self.calls.append((function, call_line))
+        self.call_frames.append(frame)
         try:
             grad = torch.no_grad() if function.no_grad else contextlib.nullcontext()
             with grad:
@@ -274,6 +277,7 @@ class Definitions:
             self.line = self.guard.line = call_line
             self.depth -= 1
             self.calls.pop()
+            self.call_frames.pop()
 
     def call_stack(self, line: int) -> list[dict[str, Any]]:
         """The frames running at ``line``, from the module down, each with the line it is at

@@ -280,27 +280,43 @@ class GraphAnswer:
         return f"{{{body}}}".encode("ascii")
 
 
-def graph_answer(code: str, backward: str | None, limits: SandboxLimits) -> GraphAnswer:
-    """``autograd_graph``'s answer, as data and as the bytes of its JSON."""
+def graph_answer(
+    code: str,
+    backward: str | None,
+    limits: SandboxLimits,
+    root: str | None = None,
+    stop_after: int | None = None,
+) -> GraphAnswer:
+    """``autograd_graph``'s answer, as data and as the bytes of its JSON.
+
+    ``stop_after`` stops the program after that many steps (a stepping page's step N: inside a
+    call the variables are named ``name@depth``, as that step shows them); ``root`` draws only
+    that variable's graph, without running backward.
+    """
     budget = _Budget(limits)
     with session() as caught:
-        result = execute(code, limits, record=False, caught=caught)
+        result = execute(code, limits, record=False, caught=caught, stop_after=stop_after)
         serializer = result.serializer or Serializer(limits)
         env = result.env
         error = result.error
         roots: list[Node] = []
         target: torch.Tensor | None = None
-        if error is None and backward is not None:
-            value = env.get(backward)
+        chosen = backward if backward is not None else root
+        if error is None and chosen is not None:
+            value = env.get(chosen)
             if not isinstance(value, torch.Tensor):
                 what = "is not defined" if value is None else "is not a tensor"
-                error = {"line": None, "message": f"backward: '{backward}' {what} in the program"}
+                field = "backward" if backward is not None else "root"
+                where = f"at step {stop_after}" if stop_after is not None else "in the program"
+                error = {"line": None, "message": f"{field}: '{chosen}' {what} {where}"}
             else:
                 target = value
         if target is not None:
             if target.grad_fn is not None:
                 roots.append(target.grad_fn)
-        else:
+            if backward is None:
+                target = None  # root: its graph only, no backward
+        elif root is None:
             roots.extend(
                 v.grad_fn
                 for v in env.values()

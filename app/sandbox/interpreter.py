@@ -14,6 +14,7 @@ import itertools
 import re
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from torch import nn
 from app.sandbox.checker import CheckedProgram, ProgramSyntaxError, check_program
 from app.sandbox.definitions import SPECIAL_BY_ID, Definitions, ProgramError, Return
 from app.sandbox.guards import Guard, iter_checked
+from app.sandbox.hints import hint_for
 from app.sandbox.library import (
     BUILTINS,
     CONTEXT_MANAGERS,
@@ -100,6 +102,18 @@ class Execution:
     printed: list[list[Any]] = field(default_factory=list)  # [top-level line, text] in order
 
 
+# The share of max_seconds a run may spend while steps are recorded; the rest runs unrecorded.
+RECORDING_SHARE = 0.5
+
+
+class StopAtStep(SandboxRefused):
+    """The run reached the step it was asked to stop after (``stop_after``): not an error.
+
+    A refusal, so that no learner ``try`` or library callback can swallow it: every later
+    statement raises it again, as for a limit.
+    """
+
+
 class Interpreter(Definitions):
     """Runs one checked program against fresh variables."""
 
@@ -109,6 +123,7 @@ class Interpreter(Definitions):
         limits: SandboxLimits,
         record: bool,
         steps: StepsFormat = "full",
+        stop_after: int | None = None,
     ) -> None:
         self.program = program
         self.limits = limits
@@ -132,6 +147,10 @@ class Interpreter(Definitions):
         self._counted: dict[str, int] = {}  # variable -> id of the array last counted there
         # What the program printed, by the line of the top-level statement that printed it.
         self.printed: list[list[Any]] = []
+        # Stop once this many steps have run (the page's step N), keeping what that step saw.
+        self.stop_after = stop_after
+        self.steps_run = 0
+        self.seen_at_stop: dict[str, Any] | None = None
         super().__init__()
 
     # -- statements --------------------------------------------------------------------------------
@@ -671,6 +690,10 @@ class Interpreter(Definitions):
         if stdout:
             self.printed_at(self.calls[0][1] if self.calls else stmt.lineno, stdout)
         self._track_variables()
+        self.steps_run += 1
+        if self.stop_after is not None and self.steps_run >= self.stop_after:
+            self.seen_at_stop = self.shown_variables()
+            raise self.stop(StopAtStep(f"stopped after step {self.steps_run}", stmt.lineno))
         if not self.recording:
             self.unrecorded(stdout)
             return
@@ -683,11 +706,18 @@ class Interpreter(Definitions):
                 stdout,
             )
             return
-        variables = self.env
-        if self.frame is not self.module_frame:  # inside a call: its locals over the globals
-            variables = {**self.env, **self.visible_locals()}
-        if self.imported:  # modules are not variables a step shows
-            variables = {k: v for k, v in variables.items() if not isinstance(v, Namespace)}
+        guard = self.guard
+        if time.monotonic() - guard.started > RECORDING_SHARE * (guard.deadline - guard.started):
+            # Recording costs as much as a heavy program's own work: past this share of its time
+            # the program runs on unrecorded, so that it still ends within max_seconds.
+            self._stop_recording(
+                f"steps stopped being recorded after {recorded} steps, at half of the program's "
+                f"time limit of {limits.max_seconds:g} s (max_seconds), so that it could run to "
+                "the end",
+                stdout,
+            )
+            return
+        variables = self.shown_variables()
         try:
             source = self._source(stmt, header)
             stack = self.call_stack(stmt.lineno)
@@ -717,6 +747,28 @@ class Interpreter(Definitions):
             printed[-1][1] += text
         else:
             printed.append([line, text])
+
+    def shown_variables(self) -> dict[str, Any]:
+        """``step_variables`` without the modules the program imported."""
+        variables = self.step_variables()
+        if self.imported:  # modules are not variables a step shows
+            variables = {k: v for k, v in variables.items() if not isinstance(v, Namespace)}
+        return variables
+
+    def step_variables(self) -> dict[str, Any]:
+        """What a step shows: the module's variables by name and, inside calls, each running
+        call's variables as ``name@depth`` (depth 1 is the outermost call, as in ``stack``)."""
+        if self.frame is self.module_frame:
+            return self.env
+        if not self.call_frames:  # a class body or a comprehension at the top level
+            return {**self.env, **self.visible_locals()}
+        variables = dict(self.env)
+        last = len(self.call_frames)
+        for depth, frame in enumerate(self.call_frames, 1):
+            names = self.visible_locals() if depth == last else frame.vars
+            for name, value in names.items():
+                variables[f"{name}@{depth}"] = value
+        return variables
 
     def visible_locals(self) -> dict[str, Any]:
         """The running call's variables (a class body's names, a comprehension's targets)."""
@@ -843,23 +895,31 @@ def execute(
     record: bool,
     caught: list[Any],
     steps: StepsFormat = "full",
+    stop_after: int | None = None,
 ) -> Execution:
     """Check and run ``code``; refusals raise, runtime errors land in ``Execution.error``.
 
-    Call inside ``session()`` and pass the warnings list it yields as ``caught``.
+    Call inside ``session()`` and pass the warnings list it yields as ``caught``. With
+    ``stop_after`` the run stops after that many steps and ``env`` is what that step showed
+    (inside a call, each call's variables as ``name@depth``), as if the program ended there.
     """
     try:
         program = check_program(code, limits)
     except ProgramSyntaxError as exc:
         return Execution(error={"line": exc.line, "message": exc.message})
-    interpreter = Interpreter(program, limits, record, steps)
+    interpreter = Interpreter(program, limits, record, steps, stop_after)
     error = None
     try:
         interpreter.run(caught)
+    except StopAtStep:
+        pass
     except ProgramError as exc:
         error = {"line": exc.line, "message": exc.message}
         if exc.traceback:
             error["traceback"] = exc.traceback  # the call lines down to the failing one
+        hint = None if exc.exc is None else hint_for(exc.exc, exc.message)
+        if hint:
+            error["hint"] = hint  # plain words beside PyTorch's own message
         stdout = interpreter.guard.take_stdout()
         interpreter.stdout.append(stdout)
         interpreter.unrecorded(stdout)  # the failing statement's own output
@@ -876,8 +936,9 @@ def execute(
         interpreter.notices.append(
             f"print output past {limits.max_stdout_chars} characters was dropped (max_stdout_chars)"
         )
+    seen = interpreter.seen_at_stop
     return Execution(
-        env=interpreter.env,
+        env=interpreter.env if seen is None else seen,
         recorder=interpreter.recorder,
         error=error,
         notices=interpreter.notices,
@@ -895,6 +956,9 @@ def run_answer(code: str, limits: SandboxLimits, steps: StepsFormat = "full") ->
     with session() as caught:
         result = execute(code, limits, record=True, caught=caught, steps=steps)
     recorder = result.recorder or Recorder(Serializer(limits), limits, steps)
+    final = None
+    if result.truncated and steps != "none" and result.serializer is not None:
+        final = final_variables(result.env, result.serializer)
     return Answer(
         recorder,
         result.error,
@@ -903,7 +967,22 @@ def run_answer(code: str, limits: SandboxLimits, steps: StepsFormat = "full") ->
         result.statements,
         files=result.outputs.get("files", []),
         figures=result.outputs.get("figures", []),
+        final=final,
     )
+
+
+def final_variables(env: dict[str, Any], serializer: Serializer) -> dict[str, Any] | None:
+    """The module's variables as a program left them, for an answer whose recording stopped
+    early; None past ``max_recorded_numbers`` (each variable is counted again, once)."""
+    serializer.numbers = 0  # the budget is for one more snapshot, not the steps already kept
+    try:
+        return {
+            name: serializer.variable(value)
+            for name, value in env.items()
+            if not isinstance(value, Namespace)
+        }
+    except RecordingBudgetExceeded:
+        return None
 
 
 def run_program(

@@ -50,7 +50,7 @@ class WorkerPool(ProcessPool):
         kind: Kind,
         code: str,
         limits: SandboxLimits,
-        backward: str | None,
+        backward: str | dict[str, Any] | None,
         steps: StepsFormat = "full",
         encoded: bool = False,
     ) -> Any:
@@ -125,7 +125,7 @@ def run_program_isolated(
     code: str,
     limits: SandboxLimits | None = ...,
     kind: Kind = ...,
-    backward: str | None = ...,
+    backward: str | dict[str, Any] | None = ...,
     steps: StepsFormat = ...,
     encoded: Literal[False] = ...,
 ) -> dict[str, Any]: ...
@@ -136,7 +136,7 @@ def run_program_isolated(
     code: str,
     limits: SandboxLimits | None,
     kind: Kind,
-    backward: str | None,
+    backward: str | dict[str, Any] | None,
     steps: StepsFormat,
     encoded: Literal[True],
 ) -> bytes: ...
@@ -146,7 +146,7 @@ def run_program_isolated(
     code: str,
     limits: SandboxLimits | None = None,
     kind: Kind = "run",
-    backward: str | None = None,
+    backward: str | dict[str, Any] | None = None,
     steps: StepsFormat = "full",
     encoded: bool = False,
 ) -> dict[str, Any] | bytes:

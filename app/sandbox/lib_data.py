@@ -2,17 +2,20 @@
 toy data and scalers, and Python's ``math``, each checked before the real library runs.
 
 The real classes do the work: a ``DataLoader`` is PyTorch's own (batching, shuffle from torch's
-global RNG, ``drop_last``, default collate), so a seeded script gets the batches plain PyTorch
-gives. The sandbox only freezes what a program could lie about (a learner ``__len__``, asked once
-and bounded by ``max_sequence_items``), counts each batch before and after it is collated, and
-calls learner functions (a ``collate_fn``, a ``LambdaLR``'s lambda) through ``guard.call``.
-scikit-learn is imported on first use (about 1.5 s, given back to the program's clock); its data
-sets ship inside the wheel, are loaded once per process and handed out as copies.
+global RNG or the program's ``torch.Generator``, ``drop_last``, default collate), so a seeded
+script gets the batches plain PyTorch gives. The sandbox only freezes what a program could lie
+about (a learner ``__len__``, asked once and bounded by ``max_sequence_items``), counts each batch
+before and after it is collated, and calls learner functions (a ``collate_fn``, a ``LambdaLR``'s
+lambda) through ``guard.call``. scikit-learn is imported on first use (about 1.5 s, given back to
+the program's clock); its data sets ship inside the wheel, are loaded once per process and handed
+out as copies. ``collections.OrderedDict`` is here too: it names the layers of an
+``nn.Sequential``.
 """
 
 from __future__ import annotations
 
 import abc
+import collections
 import inspect
 import math
 import time
@@ -226,7 +229,6 @@ _LOADER_SIGNATURE = signature_of(torch_data.DataLoader)
 _LOADER_REFUSED = {
     "sampler": (None, "use shuffle=True, or a Subset of the dataset"),
     "batch_sampler": (None, "use batch_size= and shuffle="),
-    "generator": (None, "call torch.manual_seed(...) first for repeatable shuffling"),
     "worker_init_fn": (None, "this sandbox has no worker processes"),
     "multiprocessing_context": (None, "this sandbox has no worker processes"),
     "timeout": (0, "this sandbox has no worker processes"),
@@ -240,6 +242,7 @@ def _data_loader(guard: Guard, args: Args, kwargs: Kwargs) -> SandboxDataLoader:
             raise SandboxRefused(
                 f"DataLoader({key}=...) is not available in this sandbox: {instead}"
             )
+    generator = _generator_arg(values.pop("generator"), "DataLoader()")
     dataset = values.pop("dataset")
     check_dataset(dataset, "DataLoader()")
     length = dataset_length(guard, dataset, "DataLoader()")
@@ -275,10 +278,11 @@ def _data_loader(guard: Guard, args: Args, kwargs: Kwargs) -> SandboxDataLoader:
             "processes"
         )
     # The sampler counts a range of the frozen length, so a learner __len__ is never asked again
-    # (RandomSampler draws from torch's global RNG exactly as shuffle=True does).
+    # (RandomSampler draws from the program's generator, or torch's global RNG, exactly as
+    # shuffle=True does; the loader draws each iterator's base seed from the same one).
     indices = range(length)
     sampler: torch_data.Sampler[int] = (
-        torch_data.RandomSampler(indices)
+        torch_data.RandomSampler(indices, generator=generator)
         if shuffle not in (False, None, 0)
         else torch_data.SequentialSampler(indices)
     )
@@ -289,7 +293,18 @@ def _data_loader(guard: Guard, args: Args, kwargs: Kwargs) -> SandboxDataLoader:
         sampler=sampler,
         drop_last=bool(drop_last),
         collate_fn=_collate(guard, values.pop("collate_fn"), batch_size is not None),
+        generator=generator,
     )
+
+
+def _generator_arg(value: Any, what: str) -> torch.Generator | None:
+    """A ``generator=`` argument: the program's own ``torch.Generator()``, or None (torch's global
+    RNG, which ``torch.manual_seed`` seeds)."""
+    if value is None or value is torch.default_generator:
+        return None
+    if not isinstance(value, torch.Generator):
+        raise TypeError(f"{what}: generator= must be a torch.Generator, not {type_phrase(value)}")
+    return value
 
 
 def _tensor_dataset(guard: Guard, args: Args, kwargs: Kwargs) -> torch_data.TensorDataset:
@@ -322,11 +337,7 @@ _SPLIT_SIGNATURE = signature_of(torch_data.random_split)
 def _random_split(guard: Guard, args: Args, kwargs: Kwargs) -> list[torch_data.Subset[Any]]:
     """PyTorch's ``random_split``, on the length asked once (same fractions rule, same RNG)."""
     values = bind("random_split", _SPLIT_SIGNATURE, args, kwargs)
-    if values["generator"] is not None and values["generator"] is not torch.default_generator:
-        raise SandboxRefused(
-            "random_split(generator=...) is not available in this sandbox: call "
-            "torch.manual_seed(...) first for a repeatable split"
-        )
+    generator = _generator_arg(values["generator"], "random_split()")
     dataset = values["dataset"]
     check_dataset(dataset, "random_split()")
     length = dataset_length(guard, dataset, "random_split()")
@@ -354,7 +365,7 @@ def _random_split(guard: Guard, args: Args, kwargs: Kwargs) -> list[torch_data.S
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
     if not all(isinstance(size, int) for size in lengths):
         raise TypeError("random_split(): lengths must be ints, or fractions that sum to 1")
-    order = torch.randperm(length).tolist()
+    order = torch.randperm(length, generator=generator).tolist()
     subsets: list[torch_data.Subset[Any]] = []
     offset = 0
     for size in lengths:
@@ -1025,3 +1036,30 @@ MATH = Namespace(
     },
 )
 register("math", MATH)
+
+
+# -- collections -----------------------------------------------------------------------------------
+
+
+def _ordered_dict(guard: Guard, args: Args, kwargs: Kwargs) -> collections.OrderedDict[Any, Any]:
+    """``OrderedDict(pairs)`` / ``OrderedDict(name=value, ...)``: what names the layers of an
+    ``nn.Sequential``, and what a state_dict is."""
+    if len(args) > 1:
+        raise TypeError(f"expected at most 1 arguments, got {len(args)}")
+    given = args[0] if args else []
+    pairs = guard.bounded(given.items() if isinstance(given, dict) else given)
+    guard.check_seq_len(len(pairs) + len(kwargs))
+    result: collections.OrderedDict[Any, Any] = collections.OrderedDict(pairs)
+    result.update(kwargs)
+    return result
+
+
+COLLECTIONS = Namespace(
+    "collections",
+    {
+        "OrderedDict": SafeFunction(
+            "collections.OrderedDict", _ordered_dict, collections.OrderedDict
+        ),
+    },
+)
+register("collections", COLLECTIONS)

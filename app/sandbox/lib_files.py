@@ -4,8 +4,9 @@
 into the program's ``ProgramFiles`` (``guard.extra("files", ...)``), counted against
 ``max_files`` and ``max_file_bytes`` before anything is kept; ``torch.load``, ``open``,
 ``np.loadtxt``/``np.genfromtxt`` and ``np.load`` read them back, and also the read-only data files
-under ``data/`` (``data/wine/wine.csv``, built from scikit-learn's wine table). Nothing here touches
-the server's disk. At the end of a run every file the program saved is handed back for download.
+under ``data/`` (``data/wine/wine.csv``, built from scikit-learn's wine table, and the lessons'
+sample pictures as ``data/pictures/<name>.npy``). Nothing here touches the server's disk. At the
+end of a run every file the program saved is handed back for download.
 
 ``torch.save`` is the real one, writing into memory; ``torch.load`` is the real one with
 ``weights_only=True`` always, PyTorch's own default, so a pickled whole model fails to load with
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.lessons.images import SAMPLES, sample_image
 from app.sandbox import guards
 from app.sandbox.guards import Guard
 from app.sandbox.library import (
@@ -95,8 +97,24 @@ def _wine_bytes() -> bytes:
     return wine_csv().encode()
 
 
+def _picture_npy(name: str) -> Callable[[], bytes]:
+    """``data/pictures/<name>.npy``: a sample picture of the lessons as an (H, W, 3) uint8 array
+    (``np.load`` it, then ``transforms.ToPILImage()``), the pixels the Transforms page shows."""
+
+    @functools.cache
+    def build() -> bytes:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(sample_image(name), dtype=np.uint8), allow_pickle=False)
+        return buffer.getvalue()
+
+    return build
+
+
 # The read-only data files a program may read, by normalised path; each built once, on first use.
-DATA_FILES: dict[str, Callable[[], bytes]] = {"data/wine/wine.csv": _wine_bytes}
+DATA_FILES: dict[str, Callable[[], bytes]] = {
+    "data/wine/wine.csv": _wine_bytes,
+    **{f"data/pictures/{name}.npy": _picture_npy(name) for name in SAMPLES},
+}
 
 
 # -- paths -----------------------------------------------------------------------------------------

@@ -617,6 +617,57 @@ class Grayscale(Transform):
         return f"Grayscale(num_output_channels={self.num_output_channels})"
 
 
+# (channels, dtype kind after scaling) -> the mode torchvision gives such an array
+_PIL_MODE_OF = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+class ToPILImage(Transform):
+    """A (C, H, W) tensor or an (H, W, C) / (H, W) array to a PIL image, as torchvision's
+    ``to_pil_image`` makes it: floats are scaled by 255 to uint8, one channel is "L" (or "F" for
+    float32 with ``mode="F"``), three "RGB", four "RGBA"."""
+
+    def __init__(self, mode: Any = None) -> None:
+        if mode is not None and not isinstance(mode, str):
+            raise TypeError(f"mode should be a str, not {type(mode).__name__}")
+        self.mode = mode
+
+    def apply(self, guard: Guard, pic: Any) -> Any:
+        if isinstance(pic, torch.Tensor):
+            if pic.ndim not in (2, 3):
+                raise ValueError(f"pic should be 2/3 dimensional. Got {pic.ndim} dimensions.")
+            if pic.requires_grad:
+                pic = pic.detach()
+            if pic.ndim == 3:
+                pic = pic.permute((1, 2, 0))  # (H, W, C)
+            pic = pic.numpy()
+        elif not isinstance(pic, np.ndarray):
+            raise TypeError(f"pic should be Tensor or ndarray. Got {type(pic)}.")
+        if pic.ndim == 2:
+            pic = pic[:, :, None]  # (H, W, 1)
+        if pic.ndim != 3:
+            raise ValueError(f"pic should be 2/3 dimensional. Got {pic.ndim} dimensions.")
+        if pic.shape[-1] > 4:
+            raise ValueError(f"pic should not have > 4 channels. Got {pic.shape[-1]} channels.")
+        guard.check_elements(int(pic.size), "an image")
+        mode = self.mode
+        if np.issubdtype(pic.dtype, np.floating) and mode != "F":
+            pic = (pic * 255).astype(np.uint8)
+        channels = int(pic.shape[2])
+        if channels == 1 and mode == "F" and pic.dtype == np.float32:
+            return Image.fromarray(np.ascontiguousarray(pic[:, :, 0]))  # mode "F"
+        if pic.dtype != np.uint8:
+            raise TypeError(f"Input type {pic.dtype} is not supported")
+        expected = _PIL_MODE_OF[channels]
+        if mode is not None and mode != expected:
+            raise ValueError(
+                f"Incorrect mode ({mode}) supplied for input type {pic.dtype}. Should be {expected}"
+            )
+        return Image.fromarray(np.ascontiguousarray(pic[:, :, 0] if channels == 1 else pic))
+
+    def __repr__(self) -> str:
+        return "ToPILImage()" if self.mode is None else f"ToPILImage(mode={self.mode})"
+
+
 _NOT_CALLABLE = (
     type(None),
     bool,
@@ -682,6 +733,7 @@ _CLASSES: tuple[type[Transform], ...] = (
     RandomVerticalFlip,
     RandomRotation,
     Grayscale,
+    ToPILImage,
     Lambda,
 )
 
@@ -713,6 +765,7 @@ _PROPS: dict[type[Transform], tuple[str, ...]] = {
     RandomVerticalFlip: ("p",),
     RandomRotation: ("degrees", "interpolation", "expand", "center", "fill"),
     Grayscale: ("num_output_channels",),
+    ToPILImage: ("mode",),
     Lambda: ("lambd",),
 }
 
@@ -724,6 +777,12 @@ def _prop(name: str) -> Any:
 for _cls in _CLASSES:
     register_type(_cls, {name: _prop(name) for name in _PROPS.get(_cls, ())}, {})
 register_type(InterpolationMode, {"value": lambda m: m.value}, {})
+# A picture a transform made (ToPILImage, Resize...): what it is, read-only.
+register_type(
+    Image.Image,
+    {name: _prop(name) for name in ("size", "mode", "width", "height")},
+    {},
+)
 
 TRANSFORMS = Namespace(
     "torchvision.transforms",

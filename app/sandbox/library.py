@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import math
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ from app.sandbox.guards import (
     size_int,
     varargs_shape,
 )
+from app.sandbox.hints import notice_probabilities
 from app.sandbox.limits import SandboxRefused
 from app.sandbox.operators import binary
 from app.sandbox.values import format_value
@@ -62,7 +64,9 @@ class SafeFunction:
 
     def __repr__(self) -> str:
         if isinstance(self.pytype, type):
-            return f"<class '{self.pytype.__name__}'>"
+            module = self.pytype.__module__
+            prefix = "" if module == "builtins" else f"{module}."
+            return f"<class '{prefix}{self.pytype.__qualname__}'>"
         return f"<function {self.name}>"
 
 
@@ -124,7 +128,7 @@ SAFE_KWARGS = frozenset(
     reverse set_to_none unbiased correction p copy tensors device mean std in_channels out_channels
     kernel_size stride padding dilation groups padding_mode ceil_mode return_indices num_features
     affine track_running_stats momentum amsgrad alpha centered initial_accumulator_value lr_decay
-    non_blocking strict assign keep_vars prefix recurse"""
+    non_blocking strict assign keep_vars prefix recurse generator descending stable"""
     )
 )
 
@@ -169,6 +173,11 @@ def check_kwargs(name: str, kwargs: Kwargs) -> Kwargs:
             if isinstance(device, str | torch.device) and str(device).startswith("cuda"):
                 raise AssertionError("Torch not compiled with CUDA enabled")
             raise SandboxRefused("only the CPU is available in this sandbox: use device='cpu'")
+    generator = kwargs.get("generator")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{name}(): generator= must be a torch.Generator, not {type(generator).__name__}"
+        )
     for key in ("out", "input", "other", "target", "weight", "gradient"):
         value = kwargs.get(key)
         if value is not None and not isinstance(value, torch.Tensor | np.ndarray | int | float):
@@ -212,6 +221,12 @@ def rule_matmul(guard: Guard, args: Args, kwargs: Kwargs) -> None:
             result = matmul_shape(a, b)
             if result is not None:
                 guard.check_shape(result, "matmul result")
+
+
+def rule_nonzero(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    """``x.nonzero()``: at most one row of ``x.dim()`` indices per element."""
+    if args and isinstance(args[0], torch.Tensor):
+        guard.check_elements(args[0].numel() * max(args[0].dim(), 1))
 
 
 def rule_none(guard: Guard, args: Args, kwargs: Kwargs) -> None:
@@ -395,6 +410,90 @@ def _manual_seed(guard: Guard, args: Args, kwargs: Kwargs) -> None:
     return None
 
 
+# -- torch.Generator and torch's threads ---------------------------------------------------------
+
+# Bytes a CPU Generator holds (its Mersenne Twister state, ``Generator().get_state().numel()``):
+# what each one costs against max_total_bytes, so a loop cannot make them without bound.
+GENERATOR_STATE_BYTES = 5056
+
+
+def _new_generator(guard: Guard, args: Args, kwargs: Kwargs) -> torch.Generator:
+    """``torch.Generator()`` / ``torch.Generator(device="cpu")``: a CPU generator of its own,
+    counted against max_total_bytes for as long as it lives."""
+    if len(args) + len(kwargs) > 1 or set(kwargs) - {"device"}:
+        raise TypeError("torch.Generator() takes at most one argument, the device")
+    device = args[0] if args else kwargs.get("device", "cpu")
+    if not (isinstance(device, str) and len(device) <= 20) and not isinstance(device, torch.device):
+        raise SandboxRefused("torch.Generator() takes a device such as 'cpu' here")
+    if str(device).startswith("cuda"):
+        raise RuntimeError("Cannot get CUDA generator without ATen_cuda library.")
+    generator = torch.Generator(device)  # any other device: PyTorch's own error
+    held: dict[int, torch.Tensor] = guard.extra("torch.generators", dict)
+    state = generator.get_state()  # stands for the generator's memory while it lives
+    held[id(generator)] = state
+    weakref.finalize(generator, held.pop, id(generator), None)
+    guard.track(state)
+    return generator
+
+
+def _generator_manual_seed(
+    guard: Guard, generator: torch.Generator, args: Args, kwargs: Kwargs
+) -> torch.Generator:
+    """``g.manual_seed(seed)``: a Python int, as PyTorch takes it; returns the generator."""
+    if kwargs:
+        raise TypeError("Generator.manual_seed() takes no keyword arguments")
+    if len(args) != 1:
+        raise TypeError(f"Generator.manual_seed() takes exactly one argument ({len(args)} given)")
+    seed = args[0]
+    if isinstance(seed, np.integer):
+        raise TypeError("an integer is required")
+    if type(seed) is not int:
+        raise RuntimeError(f"manual_seed expected a long, but got {type(seed).__name__}")
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError("Overflow when unpacking long long")
+    return generator.manual_seed(seed)
+
+
+def _generator_initial_seed(
+    guard: Guard, generator: torch.Generator, args: Args, kwargs: Kwargs
+) -> int:
+    if args or kwargs:
+        raise TypeError("Generator.initial_seed() takes no arguments")
+    return generator.initial_seed()
+
+
+GENERATOR_METHODS: dict[str, MethodImpl] = {
+    "manual_seed": _generator_manual_seed,
+    "initial_seed": _generator_initial_seed,
+}
+GENERATOR_PROPS: dict[str, Callable[[Any], Any]] = {"device": lambda g: g.device}
+
+
+def _get_num_threads(guard: Guard, args: Args, kwargs: Kwargs) -> int:
+    if args or kwargs:
+        raise TypeError("get_num_threads() takes no arguments")
+    return torch.get_num_threads()
+
+
+def _set_num_threads(guard: Guard, args: Args, kwargs: Kwargs) -> None:
+    """``torch.set_num_threads(n)``: checked as PyTorch checks it, then left as it is. The worker
+    keeps its own thread count (one), so a program cannot take more of the server's cores; a
+    notice says so when ``n`` differs."""
+    if kwargs or len(args) != 1:
+        raise TypeError("set_num_threads() takes exactly one argument (int)")
+    n = args[0]
+    if type(n) is not int:
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n <= 0:
+        raise RuntimeError("set_num_threads expects a positive integer")
+    threads = torch.get_num_threads()
+    if n != threads:
+        guard.notice(
+            f"torch.set_num_threads({n}) left the number of threads at {threads}: this "
+            "sandbox's worker keeps its own"
+        )
+
+
 def _from_numpy(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
     if kwargs or len(args) != 1 or not isinstance(args[0], np.ndarray):
         raise TypeError("torch.from_numpy() takes exactly one NumPy array")
@@ -439,6 +538,9 @@ def _torch_members() -> dict[str, Any]:
     members["stack"] = _wrap("torch.stack", torch.stack, rule_cat)
     members["from_numpy"] = SafeFunction("torch.from_numpy", _from_numpy)
     members["manual_seed"] = SafeFunction("torch.manual_seed", _manual_seed)
+    members["Generator"] = SafeFunction("torch.Generator", _new_generator, torch.Generator)
+    members["get_num_threads"] = SafeFunction("torch.get_num_threads", _get_num_threads)
+    members["set_num_threads"] = SafeFunction("torch.set_num_threads", _set_num_threads)
     members["no_grad"] = _wrap("torch.no_grad", torch.no_grad, rule_none)
     members["enable_grad"] = _wrap("torch.enable_grad", torch.enable_grad, rule_none)
     members["pi"] = float(np.pi)
@@ -455,6 +557,14 @@ one_hot softplus gelu elu"""
 )
 
 
+def _cross_entropy(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    """F.cross_entropy, with the notice for probabilities given as scores (hints.py)."""
+    check_kwargs("F.cross_entropy", kwargs)
+    rule_broadcast(guard, args, kwargs)
+    notice_probabilities(guard, "F.cross_entropy", args, kwargs)
+    return torch_f.cross_entropy(*args, **kwargs)
+
+
 def _linear(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
     check_kwargs("nn.Linear", kwargs)
     args, n_in = _convert_arg(
@@ -469,12 +579,19 @@ def _linear(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
 
 
 def _sequential(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
+    """``nn.Sequential(layer, ...)``, or ``nn.Sequential(OrderedDict(name=layer, ...))``, which
+    names the layers (PyTorch's own ``add_module`` checks the names)."""
+    named = len(args) == 1 and type(args[0]) is collections.OrderedDict
+    layers = tuple(args[0].values()) if named else args
     if kwargs or not all(
         type(m) in MODULE_CLASSES or getattr(type(m), "_sandbox_class", None) is not None
-        for m in args
+        for m in layers
     ):
-        raise SandboxRefused("nn.Sequential() takes layers such as nn.Linear(2, 3), nn.ReLU()")
-    guard.check_seq_len(len(args))
+        raise SandboxRefused(
+            "nn.Sequential() takes layers such as nn.Linear(2, 3), nn.ReLU(), or an "
+            "OrderedDict of them"
+        )
+    guard.check_seq_len(len(layers))
     return nn.Sequential(*args)
 
 
@@ -514,7 +631,7 @@ def _module_class(name: str, cls: type[nn.Module]) -> SafeFunction:
             )
         return cls(*args, **kwargs)
 
-    return SafeFunction(f"nn.{name}", impl)
+    return SafeFunction(f"nn.{name}", impl, cls)  # a type: isinstance(layer, nn.ReLU)
 
 
 MODULE_CLASSES: set[type] = {
@@ -554,14 +671,62 @@ def _ensure_optim_ready(guard: Guard) -> None:
         guard.extend_deadline(time.monotonic() - started)
 
 
+_MAX_OPTIMIZER_TENSORS = 1_000
+
+
+def _hyperparameter(value: Any) -> bool:
+    """A value an optimizer's option may take: a number, a flag, None, or a tuple of numbers
+    (Adam's ``betas``)."""
+    if isinstance(value, tuple):
+        return len(value) <= 4 and all(isinstance(v, int | float) for v in value)
+    return value is None or isinstance(value, bool | int | float)
+
+
+def _optimizer_params(guard: Guard, name: str, given: Any) -> list[Any]:
+    """What an optimizer takes: tensors (``model.parameters()``), or parameter groups, dicts of
+    ``params`` and that group's own options (``[{"params": body, "lr": 0.01}, ...]``)."""
+    items = guard.bounded(given, _MAX_OPTIMIZER_TENSORS)
+    if all(isinstance(p, torch.Tensor) for p in items):
+        return items
+    if not items or not all(type(g) is dict for g in items):
+        raise TypeError(
+            f"torch.optim.{name}() takes a list of tensors or model.parameters(), or a list of "
+            "parameter groups (dicts with 'params')"
+        )
+    groups: list[dict[str, Any]] = []
+    total = 0
+    for group in items:
+        for key, value in group.items():
+            if key != "params" and (key not in SAFE_KWARGS or not _hyperparameter(value)):
+                raise SandboxRefused(
+                    f"torch.optim.{name}(): a parameter group takes 'params' and options such as "
+                    f"'lr' set to numbers, not {format_value(key, True, 40)[0]}"
+                )
+        if "params" not in group:
+            raise KeyError("params")  # what PyTorch's add_param_group raises
+        tensors = group["params"]
+        tensors = (
+            [tensors]
+            if isinstance(tensors, torch.Tensor)
+            else guard.bounded(tensors, _MAX_OPTIMIZER_TENSORS)
+        )
+        if not all(isinstance(p, torch.Tensor) for p in tensors):
+            raise TypeError(f"torch.optim.{name}(): a group's 'params' must be tensors")
+        total += len(tensors)
+        if total > _MAX_OPTIMIZER_TENSORS:
+            raise SandboxRefused(
+                f"torch.optim.{name}() takes at most {_MAX_OPTIMIZER_TENSORS} tensors here"
+            )
+        groups.append({**group, "params": tensors})
+    return groups
+
+
 def _optimizer(name: str, cls: type[torch.optim.Optimizer]) -> SafeFunction:
     def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
         check_kwargs(f"torch.optim.{name}", kwargs)
         if not args:
             raise TypeError(f"torch.optim.{name}() needs the parameters to optimise")
-        params = guard.bounded(args[0], 1_000)
-        if not all(isinstance(p, torch.Tensor) for p in params):
-            raise TypeError(f"torch.optim.{name}() takes a list of tensors or model.parameters()")
+        params = _optimizer_params(guard, name, args[0])
         _ensure_optim_ready(guard)
         return cls(params, *args[1:], **kwargs)
 
@@ -588,6 +753,11 @@ def call_module(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> 
         for layer in module:
             guard.check_deadline()
             value = guard.check_result(call_module(guard, layer, (value,), {}))
+        # Its own forward hooks (register_forward_hook), after its forward, as Module.__call__
+        for hook in list(module._forward_hooks.values()):
+            result = hook(module, (args[0],), value)
+            if result is not None:
+                value = guard.check_result(result)
         return value
     if isinstance(module, nn.Conv2d) and args and isinstance(args[0], torch.Tensor):
         guard.check_elements(_conv_elements(args[0].shape, module.out_channels, module.padding))
@@ -597,6 +767,8 @@ def call_module(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> 
             guard.check_elements(x.numel() // max(module.in_features, 1) * module.out_features)
     else:
         rule_broadcast(guard, args, kwargs)
+    if isinstance(module, nn.CrossEntropyLoss):
+        notice_probabilities(guard, "nn.CrossEntropyLoss", args)
     return module(*args)
 
 
@@ -758,7 +930,7 @@ bool storage_offset stride is_contiguous softmax log_softmax relu sigmoid tanh s
 neg square std var prod norm round floor ceil sign all any add sub mul div eq ne lt gt le ge
 maximum minimum allclose equal expand_as view_as reshape_as masked_fill masked_fill_ copy_ abs_
 exp_ neg_ sqrt_ relu_ is_floating_point element_size nelement cumsum type_as cpu round_ sort topk
-argsort"""
+argsort amax amin"""
 )
 
 TENSOR_PROPS: dict[str, Callable[[Any], Any]] = {
@@ -781,6 +953,7 @@ TENSOR_METHODS: dict[str, MethodImpl] = {
 }
 TENSOR_METHODS.update(
     {
+        "nonzero": _method("Tensor.nonzero", "nonzero", rule_nonzero),
         "matmul": _method("Tensor.matmul", "matmul", rule_matmul),
         "mm": _method("Tensor.mm", "mm", rule_matmul),
         "dot": _method("Tensor.dot", "dot", rule_matmul),
@@ -897,10 +1070,60 @@ def _module_to(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> A
     return module.to(*args, **kwargs)
 
 
+def _modules(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    if args or kwargs:
+        raise TypeError("modules() takes no arguments here")
+    return iter(list(module.modules()))  # the module itself, then every submodule, once each
+
+
+def _module_requires_grad(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    """``model.requires_grad_(False)``: freeze (or unfreeze) every parameter; the module."""
+    check_kwargs("Module.requires_grad_", kwargs)
+    values = [*args, *kwargs.values()]
+    if len(values) > 1 or not all(isinstance(v, bool) for v in values):
+        raise TypeError("requires_grad_() takes one argument, True or False")
+    return module.requires_grad_(*args, **kwargs)
+
+
+def _register_forward_hook(guard: Guard, module: nn.Module, args: Args, kwargs: Kwargs) -> Any:
+    """``layer.register_forward_hook(hook)``: PyTorch calls ``hook(module, inputs, output)`` after
+    each forward pass of the layer, and here that call goes through the interpreter
+    (``guard.call``), under the same limits as any call the program makes. What the hook returns
+    replaces the output, as in PyTorch. A library function (``print``) is refused as a hook: the
+    hook is the program's own code."""
+    if kwargs:
+        raise SandboxRefused("register_forward_hook() takes the hook only here")
+    if len(args) != 1:
+        raise TypeError(
+            f"register_forward_hook() takes 1 positional argument but {len(args)} were given"
+        )
+    hook = args[0]
+    if isinstance(hook, SafeFunction | BoundMethod | BaseClass | Namespace):
+        raise SandboxRefused(
+            "register_forward_hook() takes a function the program defines (def or lambda), "
+            f"not {type_phrase(hook)}"
+        )
+
+    def run(layer: nn.Module, inputs: Any, output: Any) -> Any:
+        guard.check_deadline()
+        return guard.call(hook, (layer, inputs, output), {})
+
+    return module.register_forward_hook(run)
+
+
+def _remove_hook(guard: Guard, handle: Any, args: Args, kwargs: Kwargs) -> None:
+    if args or kwargs:
+        raise TypeError("remove() takes no arguments")
+    handle.remove()
+
+
 MODULE_METHODS: dict[str, MethodImpl] = {
     "parameters": _parameters,
     "named_parameters": _named_parameters,
     "children": _children,
+    "modules": _modules,
+    "requires_grad_": _module_requires_grad,
+    "register_forward_hook": _register_forward_hook,
     "state_dict": _state_dict,
     "load_state_dict": _load_state_dict,
     "to": _module_to,
@@ -1106,6 +1329,8 @@ def _attribute_tables(obj: Any) -> tuple[dict[str, Callable[[Any], Any]], dict[s
         return {"is_floating_point": lambda d: d.is_floating_point}, {}
     if isinstance(obj, torch.device):
         return {"type": lambda d: d.type, "index": lambda d: d.index}, {}
+    if isinstance(obj, torch.Generator):
+        return GENERATOR_PROPS, GENERATOR_METHODS
     for kind, props, methods in TYPE_TABLES:
         if isinstance(obj, kind):
             return props, methods
@@ -1135,6 +1360,10 @@ TYPE_TABLES: list[tuple[type, Props, dict[str, MethodImpl]]] = []
 def register_type(kind: type, props: Props, methods: dict[str, MethodImpl]) -> None:
     """Let programs use ``props`` and ``methods`` on instances of ``kind`` (and no others)."""
     TYPE_TABLES.append((kind, props, methods))
+
+
+# What register_forward_hook hands back: handle.remove() takes the hook off its layer.
+register_type(torch.utils.hooks.RemovableHandle, {}, {"remove": _remove_hook})
 
 
 def type_phrase(obj: Any) -> str:
@@ -1398,7 +1627,10 @@ def _dict(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
 
 def _lazy(name: str, fn: Callable[..., Any]) -> Impl:
     def impl(guard: Guard, args: Args, kwargs: Kwargs) -> Any:
-        if name != "enumerate":
+        if name == "zip":  # zip(a, b, strict=True): Python's ValueError for unequal lengths
+            if set(kwargs) - {"strict"}:
+                raise TypeError("zip() takes at most 1 keyword argument, strict=")
+        elif name != "enumerate":
             _no_kwargs(name, kwargs)
         elif set(kwargs) - {"start"}:
             raise SandboxRefused("enumerate() takes only start=")
@@ -1477,11 +1709,12 @@ def build_namespaces() -> dict[str, Namespace]:
         {
             **{n: _wrap(f"F.{n}", getattr(torch_f, n)) for n in _F_NAMES},
             "conv2d": _wrap("F.conv2d", torch_f.conv2d, rule_conv),
+            "cross_entropy": SafeFunction("F.cross_entropy", _cross_entropy),
         },
     )
     nn_members: dict[str, Any] = {
-        "Linear": SafeFunction("nn.Linear", _linear),
-        "Sequential": SafeFunction("nn.Sequential", _sequential),
+        "Linear": SafeFunction("nn.Linear", _linear, nn.Linear),
+        "Sequential": SafeFunction("nn.Sequential", _sequential, nn.Sequential),
         "functional": functional,
     }
     for cls in MODULE_CLASSES - {nn.Linear, nn.Sequential}:
@@ -1560,6 +1793,8 @@ def all_attributes() -> frozenset[str]:
         DICT_METHODS,
         STR_METHODS,
         TUPLE_METHODS,
+        GENERATOR_METHODS,
+        GENERATOR_PROPS,
     ):
         names.update(table)
     for _kind, props, methods in TYPE_TABLES:

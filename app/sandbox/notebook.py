@@ -12,6 +12,7 @@ if it failed there; the cells after an error have none, as in Jupyter.
 from __future__ import annotations
 
 import ast
+import base64
 import re
 from bisect import bisect_right
 from typing import Any
@@ -68,16 +69,32 @@ def _cell_text(lines: list[str], first: int, last: int) -> str:
 
 
 def _data_cell(code: str) -> str | None:
-    """A cell writing the shipped data files the program names, so it finds them at home."""
+    """A cell writing the shipped data files the program names, so it finds them at home: text
+    as it is, binary files (a picture's ``.npy``) as base64."""
     used = [path for path in DATA_FILES if path in code]
     if not used:
         return None
+    binary = {path: DATA_FILES[path]() for path in used if not _is_text(DATA_FILES[path]())}
     parts = ["# The sandbox ships these data files; this writes the same ones here.", "import os"]
+    if binary:
+        parts.append("from base64 import b64decode")
     for path in used:
-        text = DATA_FILES[path]().decode()
         parts.append(f"os.makedirs({path.rsplit('/', 1)[0]!r}, exist_ok=True)")
-        parts.append(f"with open({path!r}, 'w') as f:\n    f.write({text!r})")
+        if path in binary:
+            packed = base64.b64encode(binary[path]).decode("ascii")
+            parts.append(f"with open({path!r}, 'wb') as f:\n    f.write(b64decode({packed!r}))")
+        else:
+            text = DATA_FILES[path]().decode()
+            parts.append(f"with open({path!r}, 'w') as f:\n    f.write({text!r})")
     return "\n".join(parts)
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def build(code: str, title: str, answer: dict[str, Any]) -> Any:

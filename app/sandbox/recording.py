@@ -161,7 +161,11 @@ class Recorder:
             else:
                 before = self.serializer.numbers
                 value = self.serializer.variable(obj)
-                text = json_text(value)
+                # The serializer hands back the very Value it kept for an unchanged container or
+                # module, and an equal Value has the JSON recorded (comparing is quicker than
+                # encoding; only -0.0 == 0.0 would pass unseen, a sign no step needs to show).
+                same = old is not None and (value is old.value or value == old.value)
+                text = old.text if same and old is not None else json_text(value)
                 if old is not None and old.text == text:
                     # Unchanged (a model between optimizer steps): nothing new is recorded, so
                     # its numbers do not count again towards max_recorded_numbers.
@@ -323,8 +327,12 @@ class Answer:
     # What the program's libraries handed back: saved files and matplotlib figures (base64).
     files: list[dict[str, Any]] = field(default_factory=list)
     figures: list[dict[str, Any]] = field(default_factory=list)
+    # When recording stopped early: the module's variables as the program left them (its final
+    # state), if they fit in what the budget has left; None otherwise.
+    final: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        self._final_text = json_text(self.final) if self.final is not None else ""
         self._fit()
 
     def _tail(self) -> str:
@@ -334,7 +342,9 @@ class Answer:
             f'"notices":{json_text(self.notices)},"steps_format":{json_text(self.recorder.format)},'
             f'"stdout_after":{json_text(self.recorder.stdout_after())},'
             f'"statements":{json_text(self.statements)},"files":{json_text(self.files)},'
-            f'"figures":{json_text(self.figures)}}}'
+            f'"figures":{json_text(self.figures)}'
+            + (f',"final":{self._final_text}' if self.final is not None else "")
+            + "}"
         )
 
     def size(self) -> int:
@@ -345,6 +355,12 @@ class Answer:
         """The last resort when what is known only now (the error, the notices) does not fit in
         what was kept for it: shorten the error message, then forget steps from the end."""
         limit = self.recorder.limit
+        if self.final is not None and self.size() > limit:
+            self.final, self._final_text = None, ""
+            self.notices.append(
+                f"the program's final variables did not fit in the answer's budget of {limit} "
+                "bytes (max_answer_bytes)"
+            )
         over = self.size() - limit
         if over > 0 and self.error is not None:
             message = str(self.error.get("message", ""))
@@ -377,4 +393,5 @@ class Answer:
             "statements": self.statements,
             "files": self.files,
             "figures": self.figures,
+            **({"final": self.final} if self.final is not None else {}),
         }

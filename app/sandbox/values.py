@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.utils.data as torch_data
 
 from app.sandbox.guards import CONTAINERS, storage_range
 from app.sandbox.limits import SandboxLimits
@@ -25,6 +26,11 @@ MAX_DEPTH_SHOWN = 6
 MAX_TEXT_SHOWN = 2_000
 # Values (nested items, tensors) one variable may show in total.
 MAX_NODES_PER_VARIABLE = 2_000
+# Object names (``ref``) one run hands out before starting over: at most this many ids kept.
+MAX_REFS = 50_000
+# Attributes of one learner object, parameters and layers of one module a Value shows.
+MAX_ATTRIBUTES_SHOWN = 32
+MAX_LAYERS_SHOWN = 64
 
 
 class RecordingBudgetExceeded(Exception):
@@ -179,15 +185,52 @@ class Serializer:
         self.numbers = 0
         self.budget = limits.max_recorded_numbers
         self._nodes_left = MAX_NODES_PER_VARIABLE
+        self._refs: dict[int, str] = {}
+        # id(module) -> (what its layers, parameters and attributes were, its Value, numbers)
+        self._containers: dict[int, tuple[tuple[Any, ...], dict[str, Any], int]] = {}
+        self._modules: dict[int, tuple[tuple[Any, ...], dict[str, Any], int]] = {}
+
+    def ref(self, obj: Any) -> str:
+        """A short name for the object itself (``"o3"``), the same for every name bound to it:
+        what a step's view marks as one object (Python Tutor's arrows).
+
+        Keyed by ``id``: unique among the objects alive at one step, which is where a page
+        compares them (no reference is kept, so recording never keeps an object alive).
+        """
+        refs = self._refs
+        token = refs.get(id(obj))
+        if token is None:
+            if len(refs) >= MAX_REFS:
+                refs.clear()
+            token = refs[id(obj)] = f"o{len(refs) + 1}"
+        return token
 
     def variables(self, env: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Every variable's Value; raises RecordingBudgetExceeded past the total budget."""
         return {name: self.variable(value) for name, value in env.items()}
 
     def variable(self, obj: Any) -> dict[str, Any]:
-        """One variable's Value (at most MAX_NODES_PER_VARIABLE nodes of it)."""
+        """One variable's Value (at most MAX_NODES_PER_VARIABLE nodes of it).
+
+        A container of immutable items (a list of losses, a dict of rows) is the same Value
+        while it holds the same item objects: kept, not walked again at every step.
+        """
         self._nodes_left = MAX_NODES_PER_VARIABLE
-        return self.value(obj)
+        if type(obj) not in _PLAIN_CONTAINERS:
+            return self.value(obj)
+        key = _items_key(obj)
+        if key is None:
+            return self.value(obj)
+        cached = self._containers.get(id(obj))
+        if cached is not None and cached[0] == key and cached[1]["ref"] == self.ref(obj):
+            self._count(cached[2])
+            return cached[1]
+        before = self.numbers
+        value = self.value(obj)
+        if len(self._containers) >= MAX_REFS:
+            self._containers.clear()
+        self._containers[id(obj)] = (key, value, self.numbers - before)
+        return value
 
     def _count(self, numbers: int) -> None:
         """Count what is serialized: a number each, a character each for text."""
@@ -228,22 +271,185 @@ class Serializer:
             # Never the learner's own __repr__: showing a step must not run the program's code.
             text = f"<__main__.{type(obj).__qualname__} object>"
             self._count(len(text))
-            return {"kind": "other", "repr": text}
+            result = {"kind": "object", "repr": text, "class": type(obj).__qualname__}
+            result["ref"] = self.ref(obj)
+            return {**result, **self.attributes(obj, depth, path)}
         if isinstance(obj, torch.nn.Module):
-            text = module_text(obj)[:MAX_TEXT_SHOWN]
-            self._count(len(text))
-            return {
-                "kind": "module",
-                "repr": text,
-                "parameters": {
-                    name: self.tensor(p) for name, p in list(obj.named_parameters())[:32]
-                },
-            }
+            return self.module(obj, learner is not None, depth, path)
+        if isinstance(obj, torch.optim.Optimizer):
+            return self.optimizer(obj)
+        if isinstance(obj, torch_data.DataLoader):
+            return self.loader(obj, depth, path)
+        if isinstance(obj, torch_data.TensorDataset | torch_data.Subset):
+            return self.dataset(obj, depth, path)
         if isinstance(obj, CONTAINERS) and not _is_structseq(obj):
-            return self.container(obj, depth, path)
+            return {**self.container(obj, depth, path), "ref": self.ref(obj)}
         text = short_repr(obj)
         self._count(len(text))
         return {"kind": "other", "repr": text}
+
+    def attributes(self, obj: Any, depth: int, path: tuple[int, ...]) -> dict[str, Any]:
+        """A learner object's own attributes (its ``__dict__``, read without running its code),
+        as ``{"attributes": {name: Value}}``, the first MAX_ATTRIBUTES_SHOWN of them."""
+        try:
+            own = object.__getattribute__(obj, "__dict__")
+        except AttributeError:
+            return {}
+        names = [n for n in own if not n.startswith("_") and n != "training"]
+        if depth >= MAX_DEPTH_SHOWN or id(obj) in path:
+            return {"attributes": {}, "attributes_truncated": bool(names)}
+        inner = (*path, id(obj))
+        shown = names[: min(MAX_ATTRIBUTES_SHOWN, max(self._nodes_left, 0))]
+        values = {name: self.value(own[name], depth + 1, inner) for name in shown}
+        return {"attributes": values, "attributes_truncated": len(names) > len(shown)}
+
+    def module(
+        self, obj: torch.nn.Module, learner: bool, depth: int, path: tuple[int, ...]
+    ) -> dict[str, Any]:
+        """An ``nn.Module``: PyTorch's repr, its parameters, and its layer tree (each layer's
+        type, its own parameter count and whether they all require grad).
+
+        A step serializes every variable, and a model between optimizer steps is unchanged: its
+        costly part is kept while its layers, parameters and grads are the same objects at the
+        same versions (a parameter changed in place bumps its ``_version``).
+        """
+        plain = _plain_attributes_key(obj) if learner else ()
+        key = (_module_key(obj), bool(obj.training), plain)
+        cached = self._modules.get(id(obj))
+        if cached is not None and cached[0] == key and plain is not None:
+            self._count(cached[2])
+            return cached[1]
+        before = self.numbers
+        result: dict[str, Any] = {
+            **self._module_part(obj),
+            "ref": self.ref(obj),
+            "training": bool(obj.training),
+        }
+        if learner:  # what the learner's own class keeps besides layers (self.hidden = 8)
+            attributes = self.attributes(obj, depth, path)
+            kept = {
+                name: value
+                for name, value in attributes.get("attributes", {}).items()
+                if value.get("kind") not in ("module", "tensor")
+            }
+            if kept:
+                result["attributes"] = kept
+        if len(self._modules) >= MAX_REFS:
+            self._modules.clear()
+        self._modules[id(obj)] = (key, result, self.numbers - before)
+        return result
+
+    def _module_part(self, obj: torch.nn.Module) -> dict[str, Any]:
+        """What a module's Value shows that only its layers and parameters decide."""
+        text = module_text(obj)[:MAX_TEXT_SHOWN]
+        self._count(len(text))
+        layers = []
+        for name, layer in itertools.islice(obj.named_modules(), MAX_LAYERS_SHOWN):
+            own = list(layer._parameters.values())
+            params = [p for p in own if p is not None]
+            layers.append(
+                {
+                    "name": name,
+                    "type": type(layer).__qualname__,
+                    "parameters": sum(p.numel() for p in params),
+                    "requires_grad": all(p.requires_grad for p in params) if params else None,
+                }
+            )
+        self._count(4 * len(layers))
+        params = list(itertools.islice(obj.named_parameters(), MAX_ATTRIBUTES_SHOWN))
+        return {
+            "kind": "module",
+            "repr": text,
+            "parameters": {name: self.tensor(p) for name, p in params},
+            "class": type(obj).__qualname__,
+            "layers": layers,
+            "parameter_count": sum(p.numel() for p in obj.parameters()),
+        }
+
+    def optimizer(self, obj: torch.optim.Optimizer) -> dict[str, Any]:
+        """An optimizer: its parameter groups (their settings and how many parameters each holds)
+        and how many parameters have state yet (momentum buffers, Adam's moments)."""
+        groups = []
+        for group in obj.param_groups[:MAX_ATTRIBUTES_SHOWN]:
+            settings: dict[str, Any] = {}
+            for key, setting in group.items():
+                if key == "params":
+                    continue
+                if isinstance(setting, bool) or setting is None:
+                    settings[key] = setting
+                elif isinstance(setting, int | float):
+                    settings[key] = clean_number(setting)
+                elif isinstance(setting, tuple) and all(
+                    isinstance(v, int | float) for v in setting
+                ):
+                    settings[key] = [clean_number(v) for v in setting]
+            groups.append(
+                {
+                    "parameters": len(group["params"]),
+                    "elements": sum(p.numel() for p in group["params"]),
+                    "settings": settings,
+                }
+            )
+        state_keys = sorted({k for st in obj.state.values() for k in st})[:MAX_ATTRIBUTES_SHOWN]
+        text = short_repr(obj)
+        self._count(4 * len(groups) + len(state_keys) + len(text))
+        return {
+            "kind": "optimizer",
+            "class": type(obj).__qualname__,
+            "repr": text,
+            "ref": self.ref(obj),
+            "groups": groups,
+            "state": {"parameters": len(obj.state), "keys": state_keys},
+        }
+
+    def dataset(self, obj: Any, depth: int, path: tuple[int, ...]) -> dict[str, Any]:
+        """A TensorDataset or a Subset: its length and its first item, when no learner code
+        has to run to know them (a Subset of a learner's Dataset shows its length only)."""
+        result: dict[str, Any] = {
+            "kind": "dataset",
+            "class": type(obj).__name__,
+            "repr": f"<{type(obj).__name__}>",
+            "ref": self.ref(obj),
+            "length": None,
+        }
+        first = _first_item(obj)
+        length = _builtin_length(obj)
+        if length is not None:
+            result["length"] = length
+        if first is not None and depth < MAX_DEPTH_SHOWN:
+            result["first"] = self.value(first, depth + 1, (*path, id(obj)))
+        return result
+
+    def loader(
+        self, obj: torch_data.DataLoader[Any], depth: int, path: tuple[int, ...]
+    ) -> dict[str, Any]:
+        """A DataLoader: its batch size, shuffling and dataset (batches per epoch when the
+        dataset's length is known without running learner code)."""
+        length = _builtin_length(obj.dataset)
+        batch = obj.batch_size
+        batches = None
+        if length is not None and batch:
+            batches = length // batch if obj.drop_last else -(-length // batch)
+        # The dataset as a name for it (its own variable shows it whole): its class, length, ref.
+        data = obj.dataset
+        dataset = {
+            "kind": "dataset",
+            "class": type(data).__qualname__,
+            "repr": f"<{type(data).__qualname__}>",
+            "ref": self.ref(data),
+            "length": length,
+        }
+        return {
+            "kind": "dataloader",
+            "class": type(obj).__name__,
+            "repr": f"<DataLoader batch_size={batch}>",
+            "ref": self.ref(obj),
+            "batch_size": batch,
+            "shuffle": isinstance(obj.sampler, torch_data.RandomSampler),
+            "drop_last": bool(obj.drop_last),
+            "batches": batches,
+            "dataset": dataset,
+        }
 
     def tensor(self, t: torch.Tensor) -> dict[str, Any]:
         # Not cached between steps: NumPy can change a shared tensor without bumping _version.
@@ -304,6 +510,97 @@ class Serializer:
             result["items"] = [self.value(v, depth + 1, inner) for v in items]
         result["truncated"] = len(obj) > shown
         return result
+
+
+_PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _items_key(obj: Any, depth: int = 0) -> tuple[Any, ...] | None:
+    """The identity of every item (and key) of a container whose items are immutable or plain
+    containers of such (a dict of lists of losses), so an equal key means the same Value; None
+    when an item can change in place some other way (it must be walked)."""
+    if len(obj) > MAX_ITEMS_SHOWN * 20 or depth > 3:
+        return None
+    items = itertools.chain.from_iterable(obj.items()) if isinstance(obj, dict) else obj
+    parts: list[Any] = [type(obj), len(obj)]
+    for item in items:
+        if is_immutable(item):
+            parts.append(id(item))
+        elif type(item) in _PLAIN_CONTAINERS:
+            inner = _items_key(item, depth + 1)
+            if inner is None:
+                return None
+            parts.append((id(item), inner))
+        else:
+            return None
+    return tuple(parts)
+
+
+def _module_key(module: torch.nn.Module) -> tuple[Any, ...]:
+    """What decides a module's layers and parameters as a Value: each layer and parameter object,
+    the parameter's version (in-place updates bump it), requires_grad, and its grad's object and
+    version."""
+    parts: list[Any] = [
+        (name, id(layer), type(layer))
+        for name, layer in itertools.islice(module.named_modules(), MAX_LAYERS_SHOWN)
+    ]
+    for p in module.parameters():
+        grad = p.grad
+        parts.append(
+            (id(p), p._version, p.requires_grad, p.shape, id(grad) if grad is not None else 0,
+             grad._version if grad is not None else -1)
+        )  # fmt: skip
+    return tuple(parts)
+
+
+def _plain_attributes_key(module: torch.nn.Module) -> tuple[Any, ...] | None:
+    """The identity of a learner module's own plain attributes (``self.hidden = 8``), or None
+    when one of them could change in place (a list): then its Value is made afresh each time."""
+    parts: list[Any] = []
+    for name, value in object.__getattribute__(module, "__dict__").items():
+        if name.startswith("_") or name == "training" or isinstance(value, torch.Tensor):
+            continue
+        if not is_immutable(value):
+            return None
+        parts.append((name, id(value)))
+    return tuple(parts)
+
+
+def _builtin_length(dataset: Any) -> int | None:
+    """A TensorDataset's or Subset's length, read without running learner code (None for a
+    learner's own Dataset, whose ``__len__`` is the program's)."""
+    if isinstance(dataset, torch_data.TensorDataset):
+        return int(dataset.tensors[0].shape[0]) if dataset.tensors else 0
+    if isinstance(dataset, torch_data.Subset):
+        return len(dataset.indices)
+    return None
+
+
+def _first_item(dataset: Any, depth: int = 0) -> Any:
+    """A TensorDataset's (or a Subset of one's) first item; None when learner code would run."""
+    if isinstance(dataset, torch_data.TensorDataset):
+        if not dataset.tensors or dataset.tensors[0].shape[0] == 0:
+            return None
+        return tuple(t[0] for t in dataset.tensors)
+    if isinstance(dataset, torch_data.Subset) and depth < 8 and len(dataset.indices):
+        inner = dataset.dataset
+        if isinstance(inner, torch_data.TensorDataset):
+            index = int(dataset.indices[0])
+            if 0 <= index < (_builtin_length(inner) or 0):
+                return tuple(t[index] for t in inner.tensors)
+        if isinstance(inner, torch_data.Subset):
+            return _first_item(
+                torch_data.Subset(inner.dataset, [inner.indices[int(dataset.indices[0])]]),
+                depth + 1,
+            )
+    return None
+
+
+def _is_library_tuple(obj: Any) -> bool:
+    """A named tuple PyTorch returns with its own repr, such as ``load_state_dict``'s
+    ``<All keys matched successfully>``: printed as PyTorch prints it, not as a tuple."""
+    kind = type(obj)
+    return isinstance(obj, tuple) and kind is not tuple and kind.__module__.startswith("torch")
 
 
 def _is_structseq(obj: Any) -> bool:
@@ -368,7 +665,12 @@ def _format(obj: Any, as_repr: bool, out: _Text, depth: int, path: tuple[int, ..
     if isinstance(obj, str):
         out.add(repr(obj) if as_repr else obj)
         return
-    if not isinstance(obj, CONTAINERS) or _is_structseq(obj) or isinstance(obj, torch.Size):
+    if (
+        not isinstance(obj, CONTAINERS)
+        or _is_structseq(obj)
+        or isinstance(obj, torch.Size)
+        or _is_library_tuple(obj)
+    ):
         out.add(repr(obj) if as_repr else str(obj))
         return
     if id(obj) in path or depth >= 20:

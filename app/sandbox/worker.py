@@ -47,7 +47,12 @@ def handle(request: tuple[Any, ...]) -> tuple[Any, ...]:
     try:
         if kind == "notebook":  # the program as a notebook's JSON bytes; backward is its title
             return ("ok", notebook_json(code, backward or "program", limits))
-        answer = graph_answer(code, backward, limits) if kind == "graph" else None
+        answer = None
+        if kind == "graph":  # backward: the variable's name, or {"backward", "root", "step"}
+            options = backward if isinstance(backward, dict) else {"backward": backward}
+            answer = graph_answer(
+                code, options.get("backward"), limits, options.get("root"), options.get("step")
+            )
         if answer is not None:
             return ("ok", answer.as_json() if encoded else answer.as_dict())
         run = run_answer(code, limits, steps)

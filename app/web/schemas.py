@@ -66,3 +66,12 @@ EXAMPLE_PROGRAM = "x = torch.tensor([1., 2.], requires_grad=True)\ny = x + 2\nz 
 class ProgramError(BaseModel):
     line: int | None = Field(description="the failing line, 1-based")
     message: str = Field(description="PyTorch's own message")
+    hint: str | None = Field(
+        default=None,
+        description="plain words for a common beginner mistake (both shapes of a mismatch, "
+        "retain_graph for a second backward, ...); absent when there is none",
+    )
+    traceback: list[int] | None = Field(
+        default=None,
+        description="inside calls: the lines from the outermost call down to the failing one",
+    )

@@ -13,14 +13,17 @@
 // The state lives in the URL: ?example=<name>[&code=<edited program>]&step=<n>[&var=<tensor>].
 // Learner text only ever reaches the page through textContent.
 import { el, PLOT_CONFIG } from "./dom.js";
+import { applyStep, BlobUrls, downloadNotebook, editorKeys, fileItem, packProgram, save, Trace } from "./program.js";
+import { drawFrames } from "./frames.js";
 import { storageColour, valueCard } from "./values.js";
 
 const data = JSON.parse(document.getElementById("tensors-data").textContent);
 const examples = data.form.examples;
 const URL_CODE_LIMIT = data.form.max_url_code_chars;
 const ARRAY_KINDS = ["tensor", "ndarray"];
+// Values the playground's frames draw as their parts (frames.js) rather than as one line of text.
+const RICH_KINDS = new Set(["object", "module", "optimizer", "dataset", "dataloader"]);
 const SHARED_NAMES_SHOWN = data.form.shared_names_shown;
-const CHECKPOINT = 32; // steps between saved states: a step costs at most this many changes
 
 const $ = (id) => document.getElementById(id);
 const editor = $("code");
@@ -38,6 +41,7 @@ const state = {
   truncated: data.result.truncated,
   notices: data.result.notices || [],
   stdoutAfter: data.result.stdout_after || "",
+  final: data.result.final || null, // the variables the program ended with, when recording stopped early
   files: data.result.files || [], // [{name, bytes, base64, kind: "file" | "tensorboard"}]
   figures: data.result.figures || [], // [{step, line, png, width, height}]
   fromPage: true, // the server's run for the page, whose trace has a quarter of the answer budget
@@ -52,31 +56,9 @@ const edited = () => state.code !== examples[state.example]?.code;
 
 // --- every variable of a step, rebuilt from the changes (app/lessons/tensors.py apply_step) -------
 
-// One step's changes applied to the variables before it: removed, then changes (a new name goes
-// last, so the order is the program's own).
-function applyStep(variables, step) {
-  for (const name of step.removed || []) variables.delete(name);
-  for (const [name, value] of Object.entries(step.changes || {})) variables.set(name, value);
-}
-
-let checkpoints = []; // checkpoints[j]: the variables before step j * CHECKPOINT
-
-function indexTrace() {
-  checkpoints = [new Map()];
-  const variables = new Map();
-  state.steps.forEach((step, i) => {
-    applyStep(variables, step);
-    if ((i + 1) % CHECKPOINT === 0) checkpoints.push(new Map(variables));
-  });
-}
-
-// The variables after step `index` (0-based; -1: before the first step), as a new Map.
-function variablesAt(index) {
-  const j = Math.min(Math.floor((index + 1) / CHECKPOINT), checkpoints.length - 1);
-  const variables = new Map(checkpoints[j]);
-  for (let i = j * CHECKPOINT; i <= index; i++) applyStep(variables, state.steps[i]);
-  return variables;
-}
+let trace = new Trace([]);
+const blobs = new BlobUrls(); // the Blob URLs of the answer shown, released when another replaces it
+const variablesAt = (index) => trace.variablesAt(index);
 
 // --- what one step shows (app/lessons/tensors.py step_view, in the browser) -----------------------
 
@@ -171,8 +153,8 @@ function markChangedCells(card, before, value) {
   });
 }
 
-function card(name, value, view, sharers, changed) {
-  const node = valueCard(name, value, { changed: changed.has(name) });
+function card(name, value, view, sharers, changed, label = name) {
+  const node = valueCard(label, value, { changed: changed.has(name) });
   if (changed.has(name)) markChangedCells(node, view.before.get(name), value);
   const group = sharers.get(name);
   if (group) {
@@ -197,6 +179,18 @@ function renderVariables(view) {
   );
   const sharers = new Map(shared.flatMap(({ names }) => names.map((name) => [name, names])));
   const changed = new Set(view.changed);
+  // Inside a call, or with objects, modules or optimizers: the playground's frames (frames.js),
+  // each tensor still drawn as this page's card.
+  const step = view.index === null ? null : state.steps[view.index];
+  const values = [...view.variables.values()];
+  if ((step && step.stack) || [...view.variables.keys()].some((k) => k.includes("@")) || values.some((v) => RICH_KINDS.has(v.kind))) {
+    drawFrames($("variables"), view.variables, step ? step.stack : null, {
+      changed,
+      final: view.step === count() ? state.final : null,
+      card: (label, value, { key }) => card(key, value, view, sharers, changed, label),
+    });
+    return;
+  }
   const cards = [...view.variables].map(([name, value]) => card(name, value, view, sharers, changed));
   $("variables").replaceChildren(...(cards.length ? cards : [el("p", "muted", "No variables yet.")]));
 }
@@ -225,24 +219,6 @@ function renderNotices() {
 
 // --- the figures the program drew and the files it saved ------------------------------------------
 
-let objectUrls = []; // the Blob URLs of the answer shown, released when another answer replaces it
-
-function blobUrl(base64, type) {
-  const text = atob(base64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  const url = URL.createObjectURL(new Blob([bytes], { type }));
-  objectUrls.push(url);
-  return url;
-}
-
-// A file's size for people; the number and its unit never part at a line break.
-function sizeText(bytes) {
-  if (bytes < 1024) return `${bytes}\u00a0byte${bytes === 1 ? "" : "s"}`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)}\u00a0KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)}\u00a0MB`;
-}
-
 // The step a figure belongs to: the statement that drew it is the step after those recorded
 // before it (API.md "Programs"); one drawn after recording stopped goes with the last step.
 function figureStep(figure) {
@@ -261,7 +237,7 @@ function figureCard(figure, i) {
   const card = el("figure", "program-figure");
   card.dataset.step = String(step);
   const img = el("img");
-  img.src = blobUrl(figure.png, "image/png");
+  img.src = blobs.make(figure.png, "image/png");
   img.width = figure.width;
   img.height = figure.height;
   const source = lineText(figure.line);
@@ -285,29 +261,12 @@ function figureCard(figure, i) {
   return card;
 }
 
-function fileItem(file) {
-  const li = el("li");
-  li.dataset.kind = file.kind;
-  const board = file.kind === "tensorboard";
-  const link = el("a", "button download", board ? "Download TensorBoard log (zip)" : `Download ${file.name}`);
-  link.href = blobUrl(file.base64, board ? "application/zip" : "application/octet-stream");
-  link.download = file.name.split("/").pop() || file.name;
-  li.append(link, " ", el("span", "muted", `${file.name} · ${sizeText(file.bytes)}`));
-  if (board) {
-    const hint = el("p", "muted outputs-hint", "Unzip it, then run ");
-    hint.append(el("code", "", "tensorboard --logdir <unzipped folder>"));
-    li.append(hint);
-  }
-  return li;
-}
-
 // Drawn once per answer; stepping only moves the highlight (markFigures).
 function renderOutputs() {
-  for (const url of objectUrls) URL.revokeObjectURL(url);
-  objectUrls = [];
+  blobs.releaseAll();
   $("figures").replaceChildren(...state.figures.map(figureCard));
   $("program-figures").hidden = state.figures.length === 0;
-  $("files").replaceChildren(...state.files.map(fileItem));
+  $("files").replaceChildren(...state.files.map((file) => fileItem(file, blobs)));
   $("program-files").hidden = state.files.length === 0;
 }
 
@@ -431,6 +390,7 @@ function render() {
   renderHeatmap(view);
   renderNotices();
   markFigures(view);
+  pointPlayground();
   const message = $("program-message");
   message.hidden = !state.refused;
   message.textContent = state.refused ? state.refused.message : "";
@@ -497,6 +457,16 @@ function writeUrl() {
 
 // --- stepping and running ------------------------------------------------------------------------
 
+// The playground link: this program at this step (its steps are the same as this page's).
+let playgroundLink = Promise.resolve();
+function pointPlayground() {
+  const { code, step } = state;
+  playgroundLink = playgroundLink.then(async () => {
+    const query = new URLSearchParams({ code: await packProgram(code), step: String(Math.max(step, 1)), from: "tensors" });
+    $("lesson-step-through").href = `/playground?${query}`;
+  });
+}
+
 function goTo(step) {
   const total = count();
   if (total === 0) return;
@@ -556,13 +526,14 @@ async function run(code, example = matchingExample(code)) {
     truncated: status === 200 && Boolean(body.truncated),
     notices: status === 200 ? body.notices || [] : [],
     stdoutAfter: status === 200 ? body.stdout_after || "" : "",
+    final: status === 200 ? body.final || null : null,
     files: status === 200 ? body.files || [] : [],
     figures: status === 200 ? body.figures || [] : [],
     fromPage: false,
     step: 1,
     variable: "",
   });
-  indexTrace();
+  trace = new Trace(state.steps);
   renderProgramInfo();
   renderOutputs();
   render();
@@ -586,52 +557,15 @@ function syncGutter() {
 
 // --- take the program home: the editor's code as a .py, or as a notebook the server writes -------
 
-const SAVED_URL_LIFETIME_MS = 10_000; // long enough for the browser to start saving the Blob
 const notebookButton = $("download-notebook");
 const NOTEBOOK_LABEL = notebookButton.textContent;
-
-// Save `blob` under `name`, as a click on a download link would.
-function save(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const link = el("a");
-  link.href = url;
-  link.download = name;
-  link.hidden = true;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), SAVED_URL_LIFETIME_MS);
-}
-
-// The file name a Content-Disposition header gives (RFC 6266: filename* wins over filename),
-// without any folder; `fallback` when it gives none.
-function attachmentName(header, fallback) {
-  const text = header || "";
-  let name = "";
-  const extended = /filename\*\s*=\s*UTF-8''([^;\s]+)/i.exec(text);
-  if (extended) {
-    try {
-      name = decodeURIComponent(extended[1]);
-    } catch {
-      name = ""; // a malformed escape: the plain filename below is the one to use
-    }
-  }
-  if (!name) {
-    const plain = /filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))/i.exec(text);
-    if (plain) name = plain[1] !== undefined ? plain[1].replace(/\\(.)/g, "$1") : plain[2].trim();
-  }
-  return name.split(/[\\/]/).pop() || fallback;
-}
-
-// A refusal's words: FastAPI's own 422 (a malformed body) carries a list, the app's a string.
-const detailText = (body, fallback) => (typeof body.detail === "string" && body.detail ? body.detail : fallback);
 
 function downloadPy() {
   save(new Blob([editor.value], { type: "text/x-python" }), "program.py");
 }
 
 // The notebook of the code in the editor (run or not); the example's title names an unedited one.
-async function downloadNotebook() {
+async function saveNotebook() {
   const code = editor.value;
   const example = examples[matchingExample(code)];
   const title = example && example.code === code ? example.title : null;
@@ -640,34 +574,19 @@ async function downloadNotebook() {
   notebookButton.disabled = true;
   notebookButton.setAttribute("aria-busy", "true");
   notebookButton.textContent = "Making the notebook…";
-  try {
-    const response = await fetch("/api/notebook", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/x-ipynb+json, application/json" },
-      body: JSON.stringify({ code, title }),
-    });
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      message.textContent =
-        response.status === 422
-          ? detailText(body, "The sandbox refused this program.")
-          : `Could not make the notebook: ${detailText(body, `the server answered ${response.status}.`)}`;
-      message.hidden = false;
-      return;
-    }
-    save(await response.blob(), attachmentName(response.headers.get("Content-Disposition"), "program.ipynb"));
+  const problem = await downloadNotebook(code, title);
+  if (problem) {
+    message.textContent = problem;
+    message.hidden = false;
+  } else {
     // The banner goes back to what the run shown says (a notebook's refusal no longer applies).
     message.hidden = !state.refused;
     message.textContent = state.refused ? state.refused.message : "";
-  } catch (error) {
-    message.textContent = `Could not make the notebook: ${error.message}`;
-    message.hidden = false;
-  } finally {
-    notebookButton.disabled = false;
-    notebookButton.removeAttribute("aria-busy");
-    notebookButton.textContent = NOTEBOOK_LABEL;
-    if (hadFocus && (!document.activeElement || document.activeElement === document.body)) notebookButton.focus();
   }
+  notebookButton.disabled = false;
+  notebookButton.removeAttribute("aria-busy");
+  notebookButton.textContent = NOTEBOOK_LABEL;
+  if (hadFocus && (!document.activeElement || document.activeElement === document.body)) notebookButton.focus();
 }
 
 // --- wiring --------------------------------------------------------------------------------------
@@ -682,17 +601,12 @@ editor.addEventListener("input", () => {
   noteEdits();
 });
 editor.addEventListener("scroll", () => (gutter.scrollTop = editor.scrollTop));
-editor.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-    event.preventDefault();
-    run(editor.value);
-  } else if (event.key === "Tab" && !event.shiftKey && !event.altKey) {
-    // Indent with four spaces (Escape, then Tab, leaves the editor as usual).
-    event.preventDefault();
-    editor.setRangeText("    ", editor.selectionStart, editor.selectionEnd, "end");
+editorKeys(editor, {
+  run: () => run(editor.value),
+  edited: () => {
     syncGutter();
     noteEdits();
-  }
+  },
 });
 
 for (const link of document.querySelectorAll(".example-link")) {
@@ -721,7 +635,7 @@ for (const [id, target] of Object.entries(stepButtons)) {
 }
 
 $("download-py").addEventListener("click", downloadPy);
-notebookButton.addEventListener("click", downloadNotebook);
+notebookButton.addEventListener("click", saveNotebook);
 $("take-home").hidden = false;
 
 $("step-slider").addEventListener("input", (event) => {
@@ -744,7 +658,7 @@ document.addEventListener("keydown", (event) => {
 });
 
 syncGutter();
-indexTrace();
+trace = new Trace(state.steps);
 keepFirstFigure();
 renderProgramInfo();
 renderOutputs();

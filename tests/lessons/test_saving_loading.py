@@ -191,7 +191,10 @@ def test_a_safe_load_refuses_the_whole_model_naming_its_class(
         torch.load(path, weights_only=True)
 
 
-def test_the_snippet_reproduces_the_worked_example_in_plain_torch(example) -> None:
+def test_the_snippet_reproduces_the_worked_example_in_plain_torch(
+    example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the snippet saves its files next to itself
     namespace: dict = {}
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         code = saving.snippet(saving.SavingParams(epochs=4, optimizer=True))
@@ -207,7 +210,10 @@ def test_the_snippet_reproduces_the_worked_example_in_plain_torch(example) -> No
     assert "Unsupported global" in text and "largest loss gap to an unbroken run 0" in text
 
 
-def test_the_snippet_without_the_optimizer_state_gives_the_other_continuation(example) -> None:
+def test_the_snippet_without_the_optimizer_state_gives_the_other_continuation(
+    example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     with contextlib.redirect_stdout(io.StringIO()):
         code = saving.snippet(saving.SavingParams(epochs=4, optimizer=False))

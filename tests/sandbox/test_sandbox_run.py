@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -503,7 +504,13 @@ def test_recording_stops_at_the_byte_budget_with_a_notice_and_the_program_runs_o
 def test_changes_record_the_repeated_string_program_in_a_fraction_of_full() -> None:
     full = run_program(REPEATED_STRING)
     changes = run_program(REPEATED_STRING, steps="changes")
-    full_bytes, changes_bytes = len(json.dumps(full)), len(json.dumps(changes))
+    # Recording stopped early in both: an answer also carries the variables the program ended
+    # with ("final") when they fit in what its budget has left; the steps are what is compared.
+    assert changes["final"]["i"]["value"] == 879 and len(changes["final"]) == 242
+    assert "final" not in full  # 8 MB of full steps leave no room for 242 strings of 2,000
+    assert any("final variables did not fit" in notice for notice in full["notices"])
+    full_bytes = len(json.dumps({k: v for k, v in full.items() if k != "final"}))
+    changes_bytes = len(json.dumps({k: v for k, v in changes.items() if k != "final"}))
     assert full_bytes <= 8 * 1024 * 1024 < 929 * 1000**2
     assert len(full["steps"]) < 100 < len(changes["steps"]) == 2000  # max_steps_recorded
     assert changes_bytes < full_bytes / 8
@@ -519,3 +526,26 @@ def test_a_long_string_counts_each_character_in_max_recorded_numbers() -> None:
     # The same string object again (under any name) is not serialized again: no more values.
     same = run_program("a = 'x' * 2000\nb = a\nc = a\nd = a\n", limits)
     assert len(same["steps"]) == 4 and same["truncated"] is False
+
+
+def test_recording_stops_at_half_the_time_limit_and_the_program_still_ends() -> None:
+    # Recording that costs far more than the program's own work: five big lists, each changed
+    # (so walked again) at every step, for 5,000 iterations of two cheap statements.
+    limits = SandboxLimits(max_seconds=2.0, max_statements=100_000, max_loop_iterations=100_000)
+    code = (
+        "".join(f"rows{j} = [[float(i), 2.0] for i in range(700)]\n" for j in range(5))
+        + "total = 0\n"
+        "for k in range(5000):\n"
+        "    rows0[k % 700][0] = rows1[k % 700][0] = rows2[k % 700][0] = float(k)\n"
+        "    total = total + 1\n"
+        "print(total)\n"
+    )
+    started = time.monotonic()
+    result = run_program(code, limits, steps="changes")
+    assert time.monotonic() - started < 2.0 + 1.0
+    assert result["error"] is None and result["truncated"] is True
+    notice = next(n for n in result["notices"] if "max_seconds" in n)
+    assert "at half of the program's time limit of 2 s" in notice, result["notices"]
+    assert 0 < len(result["steps"]) < 2000
+    assert result["stdout_after"] == "5000\n"  # it ran to its end, unrecorded
+    assert result["final"]["total"]["value"] == 5000

@@ -71,7 +71,7 @@ def answer_json(
     settings: Settings,
     kind: Kind,
     code: str,
-    backward: str | None = None,
+    backward: str | dict[str, Any] | None = None,
     steps: StepsFormat = "full",
 ) -> bytes:
     """The worker's answer as the bytes of its JSON (blocking: run it through the gate)."""

@@ -9,9 +9,11 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from app.config import Settings
 from app.web.admission import Gate
+from app.web.code_url import encode_code
 
 T = TypeVar("T")
 
@@ -57,6 +59,28 @@ class LessonView:
     # A lesson that runs programs: explore(params, settings, context) gets the PageContext, to go
     # through the app's program gate as the requesting client.
     uses_context: bool = False
+    # The program the playground steps through and the notebook download holds, where it cannot
+    # be the snippet itself; None: the snippet. Every snippet is plain PyTorch that also runs in
+    # the sandbox, except the Transforms one, which imports this project's own classes and draws
+    # its pictures with Pillow (neither is for a sandboxed program): its playground program
+    # builds the same pipeline from torchvision.transforms on the pictures the sandbox ships.
+    playground: Callable[[Any], str] | None = None
+
+    def program(self, params: Any) -> str:
+        """The lesson's program at ``params``, as the playground and the notebook get it."""
+        return (self.playground or self.snippet)(params)
+
+    def program_links(self, params: Any, query: Mapping[str, str]) -> dict[str, str]:
+        """Where the snippet's "Step through it" and "Download notebook" links go: the playground
+        with the program in its URL (``?code=``, as ``app.web.code_url`` packs it), and this
+        lesson's notebook at the same query (GET /api/lessons/{slug}/notebook)."""
+        code = urlencode({"code": encode_code(self.program(params)), "from": self.slug})
+        notebook = f"/api/lessons/{self.slug}/notebook"
+        pairs = list(query.items())
+        return {
+            "playground_url": f"/playground?{code}",
+            "notebook_url": f"{notebook}?{urlencode(pairs)}" if pairs else notebook,
+        }
 
     def build(
         self,
@@ -65,7 +89,8 @@ class LessonView:
         runs: Any = None,
         context: PageContext | None = None,
     ) -> dict[str, Any]:
-        """The template context for the page and its partial."""
+        """The template context for the page and its partial: params, form, result, figures,
+        code, snippet, and the snippet's links (``playground_url``, ``notebook_url``)."""
         params = self.parse(query, settings)
         extra: tuple[Any, ...] = ()
         if self.uses_runs:
@@ -80,4 +105,5 @@ class LessonView:
             "figures": self.figures(result),
             "code": self.code,
             "snippet": self.snippet(params),
+            **self.program_links(params, query),
         }

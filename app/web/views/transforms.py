@@ -117,4 +117,5 @@ VIEW = LessonView(
     },
     snippet=transforms.snippet,
     form=_form,
+    playground=transforms.playground,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.web.deps import ProgramGateDep, SettingsDep
 from app.web.routes.programs import admitted, json_response, program_router
@@ -27,6 +27,23 @@ class GraphRequest(JsonBody):
     backward: str | None = Field(
         default=None, description="a variable to call .backward() on (a scalar), or null"
     )
+    root: str | None = Field(
+        default=None,
+        description="draw only this variable's graph, without calling backward (not with backward)",
+    )
+    step: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="stop the program after this many steps, as a stepping page's step N "
+        "(inside a call, variables are named name@depth as that step shows them)",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> GraphRequest:
+        if self.backward is not None and self.root is not None:
+            raise ValueError("give backward or root, not both")
+        return self
 
 
 class GraphNode(BaseModel):
@@ -71,4 +88,7 @@ async def autograd_graph(
 ) -> Response:
     """The program's real autograd graph, and with ``backward`` set, the engine's backward steps
     (as many as fit in max_answer_bytes; backward itself always runs to the end)."""
-    return json_response(await admitted(request, gate, settings, "graph", body.code, body.backward))
+    options: str | dict[str, Any] | None = body.backward
+    if body.root is not None or body.step is not None:
+        options = {"backward": body.backward, "root": body.root, "step": body.step}
+    return json_response(await admitted(request, gate, settings, "graph", body.code, options))

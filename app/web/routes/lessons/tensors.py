@@ -75,8 +75,9 @@ class Step(BaseModel):
     )
     stack: list[StackFrame] | None = Field(
         default=None,
-        description="inside a call only: the frames from the module down to the one running "
-        "(the step's variables are then the globals with that call's locals over them)",
+        description="inside a call only: the frames from the module down to the one running. "
+        "The step's variables are then the module's variables by name and each running call's "
+        "as name@depth (depth 1 is stack[1], the outermost call), so no frame hides another",
     )
 
 
