@@ -37,7 +37,10 @@ def test_every_lesson_has_a_view_and_every_view_a_lesson() -> None:
 
 
 @pytest.mark.parametrize("lesson", ALL, ids=lambda lesson: lesson.slug)
-def test_lesson_has_page_twin_apis_snippet_and_browser_test(lesson, client: TestClient) -> None:
+def test_lesson_has_page_twin_apis_snippet_and_browser_test(
+    lesson, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # snippets save their files (model_params.pth, runs/) beside them
     page = client.get(lesson.path)
     assert page.status_code == 200 and 'class="plot-data"' in page.text
     assert client.get(f"/api/lessons/{lesson.slug}/view").status_code == 200

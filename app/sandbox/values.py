@@ -407,8 +407,8 @@ class Serializer:
         has to run to know them (a Subset of a learner's Dataset shows its length only)."""
         result: dict[str, Any] = {
             "kind": "dataset",
-            "class": type(obj).__name__,
-            "repr": f"<{type(obj).__name__}>",
+            "class": library_name(obj),
+            "repr": f"<{library_name(obj)}>",
             "ref": self.ref(obj),
             "length": None,
         }
@@ -434,14 +434,14 @@ class Serializer:
         data = obj.dataset
         dataset = {
             "kind": "dataset",
-            "class": type(data).__qualname__,
-            "repr": f"<{type(data).__qualname__}>",
+            "class": library_name(data),
+            "repr": f"<{library_name(data)}>",
             "ref": self.ref(data),
             "length": length,
         }
         return {
             "kind": "dataloader",
-            "class": type(obj).__name__,
+            "class": library_name(obj),
             "repr": f"<DataLoader batch_size={batch}>",
             "ref": self.ref(obj),
             "batch_size": batch,
@@ -541,9 +541,11 @@ def _module_key(module: torch.nn.Module) -> tuple[Any, ...]:
     the parameter's version (in-place updates bump it), requires_grad, and its grad's object and
     version."""
     parts: list[Any] = [
-        (name, id(layer), type(layer))
+        # A library layer's settings show in its repr (Dropout(p=0.5)); a learner's never run.
+        (name, id(layer), type(layer),
+         "" if getattr(type(layer), "_sandbox_class", None) else layer.extra_repr())
         for name, layer in itertools.islice(module.named_modules(), MAX_LAYERS_SHOWN)
-    ]
+    ]  # fmt: skip
     for p in module.parameters():
         grad = p.grad
         parts.append(
@@ -564,6 +566,18 @@ def _plain_attributes_key(module: torch.nn.Module) -> tuple[Any, ...] | None:
             return None
         parts.append((name, id(value)))
     return tuple(parts)
+
+
+def library_name(obj: Any) -> str:
+    """The class a learner knows an object by: its own class for a learner's, otherwise the
+    first PyTorch class it is (``DataLoader``, not the sandbox's subclass of it)."""
+    kind = type(obj)
+    if getattr(kind, "_sandbox_class", None) is not None:
+        return kind.__qualname__
+    for base in kind.__mro__:
+        if base.__module__.startswith("torch"):
+            return base.__qualname__
+    return kind.__qualname__
 
 
 def _builtin_length(dataset: Any) -> int | None:

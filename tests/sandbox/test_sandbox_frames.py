@@ -144,3 +144,36 @@ y = double(x)
     inside = next(s for s in steps if s["line"] == 4)["variables"]
     assert inside["t@1"]["storage"] == inside["x"]["storage"]
     assert inside["u@1"]["values"] == (torch.arange(4.0) * 2).tolist()
+
+
+def test_a_dataset_shows_its_length_and_first_item_and_a_loader_its_batches() -> None:
+    code = """\
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset, random_split
+X = torch.arange(20.0).view(10, 2)
+y = torch.arange(10)
+data = TensorDataset(X, y)
+train, test = random_split(data, [7, 3])
+loader = DataLoader(train, batch_size=3, shuffle=True)
+exact = DataLoader(data, batch_size=4, drop_last=True)
+
+class Mine(Dataset):
+    def __len__(self):
+        return 5
+
+theirs = DataLoader(Mine(), batch_size=2)
+"""
+    v = run_program(code)["steps"][-1]["variables"]
+    assert v["data"]["class"] == "TensorDataset" and v["data"]["length"] == 10
+    first = v["data"]["first"]["items"]
+    assert first[0]["values"] == [0.0, 1.0] and first[1]["values"] == 0
+    assert v["train"]["class"] == "Subset" and v["train"]["length"] == 7
+    # The split's first item is one of data's rows: x = [2i, 2i + 1] with label i.
+    (x, label) = (item["values"] for item in v["train"]["first"]["items"])
+    assert x == [2.0 * label, 2.0 * label + 1]
+    assert v["loader"]["class"] == "DataLoader"  # PyTorch's name, not the sandbox's subclass
+    assert (v["loader"]["batches"], v["loader"]["shuffle"]) == (3, True)  # ceil(7 / 3)
+    assert (v["exact"]["batches"], v["exact"]["drop_last"]) == (2, True)  # floor(10 / 4)
+    assert v["loader"]["dataset"]["ref"] == v["train"]["ref"]
+    # A learner's Dataset: its __len__ is the program's code, which showing a step never runs.
+    assert v["theirs"]["batches"] is None and v["theirs"]["dataset"]["class"] == "Mine"
