@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -92,6 +93,21 @@ class Settings(BaseSettings):
     runs_torch_threads: int = Field(default=1, ge=1, le=64)
     # Runs listed by GET /api/runs and /runs, newest first.
     runs_max_listed: int = Field(default=200, ge=1, le=10_000)
+    # A class deployment (issue 15, docs/deploy.md): with runner = "celery", runs train on Celery
+    # workers fed through broker_url (Redis), and every web process and worker shares the store
+    # at database_url (PostgreSQL) for runs, metrics and artefacts; "local" trains on this host.
+    runner: Literal["local", "celery"] = "local"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    runs_queue_name: str = Field(default="explorer-runs", min_length=1, max_length=100)
+    # A worker says it is alive every quarter of this; a run whose worker is silent this long
+    # continues on another worker from its last epoch checkpoint, up to runs_max_attempts starts.
+    runs_lease_seconds: float = Field(default=10.0, ge=0.5, le=3600)
+    runs_max_attempts: int = Field(default=3, ge=1, le=100)
+    # How long a worker keeps retrying a commit the store refused (PostgreSQL restarting, say).
+    store_retry_seconds: float = Field(default=60.0, gt=0)
+    # Seconds a client is told to wait (Retry-After) while the store cannot be reached.
+    store_retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+
     # Runs overlaid on one chart of the Tracking lesson.
     tracking_max_runs: int = Field(default=8, ge=1, le=50)
 

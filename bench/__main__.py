@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import cnn, lessons, pages, playground, programs, runs, startup
+from bench import class_deployment, cnn, lessons, pages, playground, programs, runs, startup
 from bench.common import RESULTS, Context, Row, format_table, machine_info, write_results
 
 MODULES = {
@@ -22,6 +22,7 @@ MODULES = {
     "cnn": cnn,
     "runs": runs,
     "playground": playground,
+    "class_deployment": class_deployment,
 }
 
 

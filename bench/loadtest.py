@@ -24,6 +24,14 @@ totals, and the server's memory (RSS of the server and every process under it: r
 sandbox workers), sampled from /proc every second: start, peak, end. It prints a table, writes
 JSON (``bench/loadtest.json`` or ``--json PATH``) and exits 1 when the target is missed: p99 of
 an interactive endpoint at or over ``--p99-ms`` (500), or any unexpected error.
+
+``--class-deployment`` loads a class deployment instead (issue 15, ``app.deploy.ClassDeployment``,
+what ``make class`` starts): ``--webs`` web processes (2) with ``EXPLORER_RUNNER=celery`` and
+``--workers`` Celery workers (2) on a PostgreSQL database of its own (``explorer_load_<pid>``,
+dropped after) and Redis database 13 as the broker (flushed before and after), on ports from
+8750. Learner ``i`` uses web process ``i mod webs`` (as a browser stays on the host a balancer
+gave it); runs train on the workers. Memory: the largest web process's RSS stands for "the
+server", the PSS sums every web process and worker with whatever runs under them.
 """
 
 from __future__ import annotations
@@ -45,13 +53,16 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
 
 from bench import attack
 from bench.common import machine_info, serve
+
+if TYPE_CHECKING:
+    from app.deploy import ClassDeployment
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "loadtest.json"
 # Idle connections are let go before the server's keep-alive (keep_alive_seconds, 5 s) closes
@@ -63,6 +74,10 @@ FINAL = {"completed", "failed", "cancelled", "interrupted"}
 # Training runs and their event streams take seconds by design: reported, not held to the target.
 NOT_INTERACTIVE = {"POST /api/runs", "GET /api/runs/{id}/events"}
 ASSET = re.compile(r'(?:src|href)="(/static/[^"]+)"')
+# --class-deployment: where its processes listen, its broker, and its database's name.
+CLASS_PORT = 8750
+CLASS_BROKER = "redis://127.0.0.1:6379/13"
+CLASS_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/explorer_load_{pid}"
 
 # The Tensors lesson's first program, as the page sends it.
 TENSORS_CODE = (
@@ -427,16 +442,29 @@ def server_pid(port: int) -> int | None:
 
 
 @dataclass
+class Target:
+    """What the learners load: the web processes' URLs, and the processes whose memory is watched
+    (``webs``: the servers; ``others``: a class deployment's workers). None watched: ``--base``."""
+
+    urls: list[str]
+    webs: list[int] = field(default_factory=list)
+    others: list[int] = field(default_factory=list)
+
+
+@dataclass
 class Memory:
     # (seconds, server RSS, PSS of the server and its workers, processes)
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)
 
     load: list[float] = field(default_factory=list)  # the machine's 1-minute load average
 
-    def sample(self, pid: int, t: float) -> None:
+    def sample(self, target: Target, t: float) -> None:
+        """The largest RSS among the web processes (the server, when alone), and the PSS of them,
+        the workers and everything under them."""
         self.load.append(os.getloadavg()[0])
-        pids = descendants(pid)
-        self.samples.append((t, rss_bytes(pid), sum(pss_bytes(p) for p in pids), len(pids)))
+        pids = sorted({p for root in target.webs + target.others for p in descendants(root)})
+        server = max(rss_bytes(pid) for pid in target.webs)
+        self.samples.append((t, server, sum(pss_bytes(p) for p in pids), len(pids)))
 
     def summary(self) -> dict[str, Any]:
         if not self.samples:
@@ -459,15 +487,15 @@ class Memory:
         }
 
 
-async def watch_memory(pid: int | None, memory: Memory, stop: asyncio.Event) -> None:
-    if pid is None:
+async def watch_memory(target: Target, memory: Memory, stop: asyncio.Event) -> None:
+    if not target.webs:
         return
     started = time.monotonic()
     while True:
-        memory.sample(pid, time.monotonic() - started)
+        memory.sample(target, time.monotonic() - started)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
-            memory.sample(pid, time.monotonic() - started)
+            memory.sample(target, time.monotonic() - started)
             return
 
 
@@ -512,6 +540,10 @@ def summarise(
         )
     interactive = [s.seconds for s in samples if s.endpoint not in NOT_INTERACTIVE]
     errors: int = sum(e["errors"] for e in endpoints)
+    # A stream recorded without an error followed its run to "completed".
+    completed = sum(
+        1 for s in by.get("GET /api/runs/{id}/events", []) if not s.error and s.status == 200
+    )
     slow = [e["endpoint"] for e in endpoints if e["interactive"] and e["p99_ms"] >= p99_ms]
     return {
         "config": config,
@@ -522,6 +554,8 @@ def summarise(
         "interactive_p99_ms": 1e3 * percentile(interactive, 0.99) if interactive else None,
         "too_many": sum(e["too_many"] for e in endpoints),
         "errors": errors,
+        "runs_completed": completed,
+        "runs_per_minute": 60.0 * completed / seconds,
         "slow": slow,
         "passed": not slow and errors == 0,
         "memory": memory,
@@ -566,19 +600,33 @@ def format_report(report: dict[str, Any]) -> str:
     cfg = report["config"]
     out.append("")
     out.append("* not interactive (training runs, event streams): the p99 target does not apply")
+    deployed = cfg.get("class_deployment")
+    where = (
+        f" over {deployed['webs']} web processes, {deployed['workers']} Celery workers"
+        if deployed
+        else ""
+    )
     out.append(
-        f"{cfg['learners']} learners, {report['seconds']:.0f} s: {report['requests']} requests "
-        f"({report['per_s']:.1f}/s); interactive p50 {report['interactive_p50_ms']:.1f} ms, "
+        f"{cfg['learners']} learners{where}, {report['seconds']:.0f} s: "
+        f"{report['requests']} requests ({report['per_s']:.1f}/s); "
+        f"interactive p50 {report['interactive_p50_ms']:.1f} ms, "
         f"p99 {report['interactive_p99_ms']:.1f} ms; 429s {report['too_many']}; "
         f"errors {report['errors']}"
     )
+    if "runs_completed" in report:
+        out.append(
+            f"training runs followed to completion: {report['runs_completed']} "
+            f"({report['runs_per_minute']:.1f} per minute)"
+        )
     mem = report["memory"]
     if mem:
         mb = 1024 * 1024
+        server = "largest web process" if deployed else "server"
+        workers = "web processes, workers and their children" if deployed else "its workers"
         out.append(
-            f"server RSS start {mem['server_rss_start'] / mb:.0f} MB, peak "
+            f"{server} RSS start {mem['server_rss_start'] / mb:.0f} MB, peak "
             f"{mem['server_rss_peak'] / mb:.0f} MB, end {mem['server_rss_end'] / mb:.0f} MB; "
-            f"with its workers ({mem['processes_peak']} processes at most), PSS start "
+            f"with {workers} ({mem['processes_peak']} processes at most), PSS start "
             f"{mem['total_pss_start'] / mb:.0f} MB, peak {mem['total_pss_peak'] / mb:.0f} MB, "
             f"end {mem['total_pss_end'] / mb:.0f} MB"
         )
@@ -656,20 +704,18 @@ def warm(base: str) -> None:
         client.post("/api/tensors/run", json={"code": TENSORS_CODE})
 
 
-async def drive(
-    base: str, pid: int | None, args: argparse.Namespace, fix: Fixtures
-) -> dict[str, Any]:
+async def drive(target: Target, args: argparse.Namespace, fix: Fixtures) -> dict[str, Any]:
     recorder = Recorder()
     memory = Memory()
     stop = asyncio.Event()
-    watcher = asyncio.create_task(watch_memory(pid, memory, stop))
+    watcher = asyncio.create_task(watch_memory(target, memory, stop))
     master = random.Random(args.seed)
     started = time.monotonic()
     deadline = started + args.duration
     learners = [
         Learner(
             i,
-            base,
+            target.urls[i % len(target.urls)],
             fix,
             recorder,
             deadline,
@@ -682,7 +728,7 @@ async def drive(
     honest = asyncio.gather(*(learner.live() for learner in learners))
     outcomes: dict[str, Any] | None = None
     if args.attack:
-        outcomes, _ = await asyncio.gather(attack_process(base, args), honest)
+        outcomes, _ = await asyncio.gather(attack_process(target.urls[0], args), honest)
     else:
         await honest
     seconds = time.monotonic() - started
@@ -697,6 +743,11 @@ async def drive(
         "p99_ms": args.p99_ms,
         "server_env": dict(args.env),
         "attack": args.attack,
+        "class_deployment": (
+            {"webs": args.webs, "workers": args.workers, "urls": target.urls}
+            if args.class_deployment
+            else None
+        ),
     }
     report = summarise(recorder.samples, seconds, memory.summary(), args.p99_ms, config)
     if outcomes is not None:
@@ -763,14 +814,50 @@ def git_state() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def server(args: argparse.Namespace) -> Iterator[tuple[str, int | None]]:
+def server(args: argparse.Namespace) -> Iterator[Target]:
     if args.base:
-        yield args.base.rstrip("/"), None
+        yield Target([args.base.rstrip("/")])
+        return
+    if args.class_deployment:
+        with class_deployment(args) as deployment:
+            yield Target(
+                deployment.urls,
+                [p.pid for p in deployment.web],
+                [p.pid for p in deployment.worker],
+            )
         return
     with tempfile.TemporaryDirectory(prefix="explorer-load-") as tmp:
         data = Path(tmp) / "data"
         with serve(data, **dict(args.env)) as base:
-            yield base, server_pid(int(base.rsplit(":", 1)[1]))
+            pid = server_pid(int(base.rsplit(":", 1)[1]))
+            yield Target([base], [pid] if pid is not None else [])
+
+
+@contextlib.contextmanager
+def class_deployment(args: argparse.Namespace) -> Iterator[ClassDeployment]:
+    """``make class`` on a fresh database and broker, its settings plus ``--env``'s; every process
+    stopped, the database dropped and the broker emptied after."""
+    from app.deploy import ClassDeployment, drop_database, flush_broker
+
+    database = CLASS_DATABASE.format(pid=os.getpid())
+    with tempfile.TemporaryDirectory(prefix="explorer-load-class-") as tmp:
+        flush_broker(CLASS_BROKER)
+        deployment = ClassDeployment(
+            database_url=database,
+            broker_url=CLASS_BROKER,
+            webs=args.webs,
+            workers=args.workers,
+            port=CLASS_PORT,
+            data_dir=Path(tmp) / "data",
+            env={"EXPLORER_LOG_LEVEL": "warning", **dict(args.env)},  # as serve() runs one
+        )
+        try:
+            deployment.start()
+            yield deployment
+        finally:
+            deployment.stop()
+            drop_database(database)
+            flush_broker(CLASS_BROKER)
 
 
 def env_pair(text: str) -> tuple[str, str]:
@@ -798,6 +885,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="EXPLORER_NAME=value for the server this starts (repeatable)",
     )
+    deployed = parser.add_argument_group(
+        "a class deployment (issue 15: web processes, Celery workers, Redis, PostgreSQL)"
+    )
+    deployed.add_argument(
+        "--class-deployment",
+        action="store_true",
+        help="load `make class` (app.deploy) instead of one server; learners spread over its webs",
+    )
+    deployed.add_argument("--webs", type=int, default=2, help="its web processes (default 2)")
+    deployed.add_argument("--workers", type=int, default=2, help="its Celery workers (default 2)")
     hostile = parser.add_argument_group(
         "attack mix (issue 11's worst requests beside the learners)"
     )
@@ -823,15 +920,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.learners < 1 or args.duration <= 0 or not 0 <= args.think_min <= args.think_max:
         parser.error("need --learners >= 1, --duration > 0 and 0 <= --think-min <= --think-max")
+    if args.class_deployment and args.base:
+        parser.error("--class-deployment starts its own processes: leave out --base")
+    if args.webs < 1 or args.workers < 1:
+        parser.error("need --webs >= 1 and --workers >= 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with server(args) as (base, pid):
-        warm(base)
-        fix = fixtures(base)
-        report = asyncio.run(drive(base, pid, args, fix))
+    with server(args) as target:
+        for base in target.urls:
+            warm(base)
+        fix = fixtures(target.urls[0])
+        report = asyncio.run(drive(target, args, fix))
     report["machine"] = machine_info()
     report["git"] = git_state()
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Protocol
 
 import torch
@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from app.jobs.tasks import (
     ConfigError,
     Emit,
+    OnEpoch,
     Progress,
     ShouldStop,
     Task,
@@ -139,6 +140,7 @@ def fit(
     emit: Emit,
     should_stop: ShouldStop,
     progress: Progress,
+    on_epoch: OnEpoch | None = None,
 ) -> int:
     """The image classifiers' training loop: ``epochs`` more epochs after ``start_epoch``, the
     loss after every batch and the held-out loss and accuracy after every epoch. Returns the
@@ -177,7 +179,15 @@ def fit(
         emit(step, "val_accuracy", val_accuracy)
         emit(step, "epoch", epoch)
         progress((i + 1) / epochs)
+        if on_epoch is not None:
+            on_epoch(epoch, partial(snapshot, model, optimizer, epoch))
     return epoch
+
+
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> TrainResult:
+    """The training state now: copies of the model's tensors and the optimizer's state."""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return TrainResult(state, copy.deepcopy(optimizer.state_dict()), epoch)
 
 
 def held_out_summary(
@@ -327,6 +337,7 @@ def train_image_task(
     progress: Progress,
     resume: Mapping[str, Any] | None,
     more_summary: SummaryFn | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> TrainResult:
     """The image tasks' run: seed, build the model and optimizer, restore the checkpoint (if
     any), ``fit`` on ``data`` = (train, held out), then the summary and a copy of the state."""
@@ -348,6 +359,7 @@ def train_image_task(
         emit=emit,
         should_stop=should_stop,
         progress=progress,
+        on_epoch=on_epoch,
     )
     summary = held_out_summary(model, test_set, classes)
     if more_summary is not None:
@@ -363,6 +375,7 @@ def train_digits(
     *,
     progress: Progress = lambda _p: None,
     resume: dict[str, Any] | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> TrainResult:
     cfg = config if isinstance(config, DigitsConfig) else DigitsConfig.model_validate(config)
 
@@ -379,6 +392,7 @@ def train_digits(
         should_stop,
         progress=progress,
         resume=resume,
+        on_epoch=on_epoch,
     )
 
 

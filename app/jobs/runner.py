@@ -40,8 +40,9 @@ from pydantic import BaseModel
 
 from app.jobs import store as st
 from app.jobs import tracking
+from app.jobs.artifacts import Artifacts, DirArtifacts
 from app.jobs.run_worker import describe_error, worker_main
-from app.jobs.store import RunStore
+from app.jobs.store import QueueFull, RunStore
 from app.jobs.tasks import (
     CHECKPOINT_FILE,
     CheckResume,
@@ -116,14 +117,6 @@ def store_error(exc: BaseException) -> str:
     return f"the server could not record this run: {text}"
 
 
-class QueueFull(RuntimeError):
-    """The queue already holds ``limit`` waiting runs."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the run queue is full ({limit} runs waiting); try again later")
-        self.limit = limit
-
-
 class Runner(ABC):
     """What the web layer calls; a distributed backend implements the same four methods."""
 
@@ -165,6 +158,46 @@ def _check_resume(check: CheckResume, config: BaseModel, resume_from: str, ckpt:
         check(config, checkpoint)
     except ConfigError as error:
         raise ConfigError(f"resume_from {resume_from!r}: {error}", error.field) from None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A run request checked before anything is stored: the task, its validated config and, for
+    a resumed run, the checkpoint it continues (a local file)."""
+
+    task: Task
+    config: dict[str, Any]
+    resume_from: str | None = None
+    resume_path: Path | None = None
+
+
+def prepare(
+    store: RunStore,
+    artifacts: Artifacts,
+    task: str,
+    config: dict[str, Any] | None,
+    resume_from: str | None,
+) -> Submission:
+    """Validate a run request as every runner does: the task and its config, and for a resumed
+    run the run it continues, its checkpoint and the task's own resume check. A resumed run keeps
+    the original's config unless the request changes a field. Raises ``ConfigError`` (422)."""
+    spec = get_task(task)
+    if resume_from is None:
+        return Submission(spec, spec.validate(config).model_dump())
+    try:
+        previous = store.get(resume_from)
+    except st.RunNotFound:
+        raise ConfigError(f"resume_from: no run {resume_from!r}", "resume_from") from None
+    ckpt = artifacts.path(resume_from, CHECKPOINT_FILE) if previous.task == task else None
+    if ckpt is None:
+        raise ConfigError(
+            f"resume_from: run {resume_from!r} has no {task} checkpoint", "resume_from"
+        )
+    kept = {k: v for k, v in previous.config.items() if k in spec.config_model.model_fields}
+    validated = spec.validate({**kept, **(config or {})})
+    if spec.check_resume is not None:
+        _check_resume(spec.check_resume, validated, resume_from, ckpt)
+    return Submission(spec, validated.model_dump(), resume_from, ckpt)
 
 
 def _mp_context() -> Any:
@@ -222,6 +255,7 @@ class LocalRunner(Runner):
     ) -> None:
         self.store = store
         self.data_dir = Path(data_dir)
+        self.artifacts = DirArtifacts(self.data_dir)
         self.max_concurrent = max(1, max_concurrent or os.cpu_count() or 1)
         self.max_queue = max(0, max_queue)
         self.time_limit_s = time_limit_s
@@ -257,26 +291,8 @@ class LocalRunner(Runner):
     def submit(
         self, task: str, config: dict[str, Any] | None = None, resume_from: str | None = None
     ) -> str:
-        spec = get_task(task)
-        cfg = spec.validate(config).model_dump()
-        resume_path: str | None = None
-        if resume_from is not None:
-            # A resumed run keeps the original's config unless the request changes a field.
-            try:
-                previous = self.store.get(resume_from)
-            except st.RunNotFound:
-                raise ConfigError(f"resume_from: no run {resume_from!r}", "resume_from") from None
-            ckpt = self.artifacts_dir(resume_from) / CHECKPOINT_FILE
-            if previous.task != task or not ckpt.exists():
-                raise ConfigError(
-                    f"resume_from: run {resume_from!r} has no {task} checkpoint", "resume_from"
-                )
-            resume_path = str(ckpt)
-            kept = {k: v for k, v in previous.config.items() if k in spec.config_model.model_fields}
-            validated = spec.validate({**kept, **(config or {})})
-            if spec.check_resume is not None:
-                _check_resume(spec.check_resume, validated, resume_from, ckpt)
-            cfg = validated.model_dump()
+        sub = prepare(self.store, self.artifacts, task, config, resume_from)
+        resume_path = str(sub.resume_path) if sub.resume_path is not None else None
         with self._lock:
             if self._closed:
                 raise RuntimeError("runner is shut down")
@@ -284,8 +300,8 @@ class LocalRunner(Runner):
             waiting = max(0, len(self._queue) - free)
             if waiting >= self.max_queue and len(self._queue) >= free:
                 raise QueueFull(self.max_queue)
-            run = self.store.create(task, cfg, resume_from)
-            self._queue.append(_Pending(run.id, spec, cfg, resume_path))
+            run = self.store.create(task, sub.config, resume_from)
+            self._queue.append(_Pending(run.id, sub.task, sub.config, resume_path))
         self._wake.set()
         return run.id
 
@@ -463,7 +479,7 @@ class LocalRunner(Runner):
             active.eof = True
         news = bool(active.buffered) or progress is not None
         if active.buffered:
-            self.store.add_metrics(active.run_id, [m[:3] for m in active.buffered])
+            self.store.add_metrics(active.run_id, active.buffered)
             if active.scalars is not None:
                 try:
                     for step, name, value, wall_time in active.buffered:

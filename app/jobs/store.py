@@ -1,7 +1,15 @@
-"""The run store: training runs and their metrics, in SQLAlchemy 2.0.
+"""The run store: training runs, their metrics and (in a class deployment) their artefacts, in
+SQLAlchemy 2.0.
 
-SQLite in the data dir by default (WAL, busy timeout), but any database URL works: the code uses
-only portable SQLAlchemy constructs, so PostgreSQL is one setting away.
+SQLite in the data dir by default (WAL, busy timeout); PostgreSQL with
+``EXPLORER_DATABASE_URL=postgresql+psycopg://...``. The code uses portable SQLAlchemy constructs;
+on PostgreSQL each transaction that adds news about a run (metrics, a status) also sends
+``NOTIFY explorer_runs, '<run id>'``, delivered when it commits, so every web process can wake
+its live streams (``app.web.live``) without polling.
+
+A class deployment's workers also use the columns a single server does not need: who holds a
+running run (``worker``) and when it last said so (``heartbeat_at``), a cancel asked for from any
+web process (``cancel_requested``), and how many times it started (``attempts``).
 """
 
 from __future__ import annotations
@@ -17,17 +25,24 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
+    and_,
     create_engine,
+    delete,
     event,
     func,
     insert,
+    inspect,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -48,6 +63,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # number, so an id (or an ``after`` cursor) is a whole number from 0 to this.
 MAX_EVENT_ID = 2**63 - 1
 
+# The PostgreSQL channel that carries "run <id> has news" to every web process.
+NOTIFY_CHANNEL = "explorer_runs"
+
 
 class Base(DeclarativeBase):
     pass
@@ -66,6 +84,11 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     resume_from: Mapped[str | None] = mapped_column(String(32))
+    # A class deployment's bookkeeping (added to older databases by ``_migrate``).
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class MetricRow(Base):
@@ -76,6 +99,31 @@ class MetricRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
+    # When the training loop logged it (Unix seconds): the TensorBoard files' wall times.
+    logged_at: Mapped[float | None] = mapped_column(Float)
+
+
+class ArtifactRow(Base):
+    """A run's file kept in the store (a class deployment: every host reads it from here)."""
+
+    __tablename__ = "artifacts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# Columns added since the first release, with the DDL type that adds each to an existing table.
+_ADDED_COLUMNS = {
+    "runs": {
+        "cancel_requested": "BOOLEAN DEFAULT FALSE",
+        "worker": "VARCHAR(128)",
+        "heartbeat_at": "TIMESTAMP WITH TIME ZONE",
+        "attempts": "INTEGER DEFAULT 0",
+    },
+    "metrics": {"logged_at": "FLOAT"},
+}
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -99,6 +147,10 @@ class Run:
     error: str | None
     progress: float
     resume_from: str | None
+    cancel_requested: bool = False
+    worker: str | None = None
+    heartbeat_at: datetime | None = None
+    attempts: int = 0
 
     @property
     def is_final(self) -> bool:
@@ -119,6 +171,10 @@ class Run:
             error=row.error,
             progress=row.progress,
             resume_from=row.resume_from,
+            cancel_requested=bool(row.cancel_requested),
+            worker=row.worker,
+            heartbeat_at=_aware(row.heartbeat_at),
+            attempts=int(row.attempts or 0),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,6 +211,16 @@ class RunNotFound(KeyError):
     """No run has this id."""
 
 
+class RunLost(RuntimeError):
+    """A worker wrote for a run it no longer holds (a sweeper gave it to another worker after its
+    heartbeat went silent): the write is refused, so the two never both log a step."""
+
+    def __init__(self, run_id: str, worker: str, holder: str | None) -> None:
+        now = f"held by {holder}" if holder else "held by no worker"
+        super().__init__(f"run {run_id} is no longer held by {worker} (it is {now})")
+        self.run_id = run_id
+
+
 def run_dir(data_dir: Path, run_id: str) -> Path:
     """Where a run's artifacts live: checkpoint, TensorBoard event files, summary."""
     return Path(data_dir) / "runs" / run_id
@@ -175,6 +241,19 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
 
+class QueueFull(RuntimeError):
+    """The queue already holds ``limit`` waiting runs."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the run queue is full ({limit} runs waiting); try again later")
+        self.limit = limit
+
+
+# PostgreSQL advisory lock keys: one for creating the tables, one for counting the queue.
+_SCHEMA_LOCK = 0x45585001
+_QUEUE_LOCK = 0x45585002
+
+
 class RunStore:
     """Runs and metrics. Every write commits before it returns.
 
@@ -189,6 +268,7 @@ class RunStore:
             Path(data_dir).mkdir(parents=True, exist_ok=True)
             url = sqlite_url(Path(data_dir))
         self.url = url
+        self.is_postgresql = url.startswith("postgresql")
         if url.startswith("sqlite"):
             self.engine = create_engine(
                 url,
@@ -196,11 +276,30 @@ class RunStore:
             )
             _configure_sqlite(self.engine)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
-        Base.metadata.create_all(self.engine)
+            # A server that is gone answers within seconds (a 503), not after TCP's minutes.
+            connect_args = {"connect_timeout": 5} if self.is_postgresql else {}
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
+            )
+        self._create_schema()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._clock_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
         self._last_created: datetime | None = None
+
+    def _create_schema(self) -> None:
+        """The tables, and the columns added since (several processes may start at once: on
+        PostgreSQL they take turns under an advisory lock)."""
+        with self.engine.begin() as conn:
+            if self.is_postgresql:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+            Base.metadata.create_all(conn)
+            present = inspect(conn)
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {c["name"] for c in present.get_columns(table)}
+                for name, ddl in columns.items():
+                    if name not in have:
+                        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -220,9 +319,42 @@ class RunStore:
     def _session(self) -> Session:
         return self._sessions()
 
+    def _lease_now(self, session: Session | None = None) -> datetime:
+        """The time heartbeats are stamped and judged by. On PostgreSQL it is the database
+        server's clock, so workers and sweepers on hosts whose clocks differ agree on which
+        heartbeat is stale; SQLite serves one host, whose clock it is."""
+        if not self.is_postgresql:
+            return self._now()
+        if session is not None:
+            now = session.scalar(select(func.now()))
+        else:
+            with self._session() as own:
+                now = own.scalar(select(func.now()))
+        aware = _aware(now)
+        assert aware is not None
+        return aware
+
+    def _notify(self, session: Session, run_id: str) -> None:
+        """On PostgreSQL: tell every listening web process, when this transaction commits, that
+        the run has news (``app.web.live`` listens)."""
+        if self.is_postgresql:
+            session.execute(
+                text("SELECT pg_notify(:channel, :run_id)"),
+                {"channel": NOTIFY_CHANNEL, "run_id": run_id},
+            )
+
     # -- runs ---------------------------------------------------------------------------------
 
-    def create(self, task: str, config: dict[str, Any], resume_from: str | None = None) -> Run:
+    def create(
+        self,
+        task: str,
+        config: dict[str, Any],
+        resume_from: str | None = None,
+        *,
+        max_queued: int | None = None,
+    ) -> Run:
+        """A new ``queued`` run. With ``max_queued``, ``QueueFull`` when that many runs already
+        wait, counted in the store (every web process of a deployment shares the bound)."""
         row = RunRow(
             id=secrets.token_hex(6),
             task=task,
@@ -231,8 +363,18 @@ class RunStore:
             created_at=self._created_now(),
             progress=0.0,
             resume_from=resume_from,
+            cancel_requested=False,
+            attempts=0,
         )
-        with self._session() as session, session.begin():
+        with self._queue_lock, self._session() as session, session.begin():
+            if max_queued is not None:
+                if self.is_postgresql:
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _QUEUE_LOCK})
+                waiting = session.scalar(
+                    select(func.count()).select_from(RunRow).where(RunRow.status == QUEUED)
+                )
+                if int(waiting or 0) >= max_queued:
+                    raise QueueFull(max_queued)
             session.add(row)
         return Run.from_row(row)
 
@@ -250,14 +392,20 @@ class RunStore:
         with self._session() as session:
             return [Run.from_row(row) for row in session.scalars(stmt)]
 
-    def _update(self, run_id: str, *, only_if_not_final: bool = False, **values: Any) -> bool:
+    def _update(
+        self, run_id: str, *, only_if_not_final: bool = False, where: Any = None, **values: Any
+    ) -> bool:
         stmt = update(RunRow).where(RunRow.id == run_id)
         if only_if_not_final:
             stmt = stmt.where(RunRow.status.in_([QUEUED, RUNNING]))
+        if where is not None:
+            stmt = stmt.where(where)
         with self._session() as session, session.begin():
             result = session.execute(stmt.values(**values))
             matched = bool(getattr(result, "rowcount", 0))
-        if not matched and not only_if_not_final:
+            if matched:
+                self._notify(session, run_id)
+        if not matched and not only_if_not_final and where is None:
             raise RunNotFound(run_id)
         return matched
 
@@ -267,18 +415,33 @@ class RunStore:
             run_id, only_if_not_final=True, status=RUNNING, started_at=self._now(), error=None
         )
 
-    def update_progress(self, run_id: str, progress: float) -> None:
-        self._update(run_id, progress=min(1.0, max(0.0, float(progress))))
+    def update_progress(self, run_id: str, progress: float, *, worker: str | None = None) -> None:
+        """The run's share done (0..1); with ``worker``, only while that worker holds it."""
+        held = RunRow.worker == worker if worker is not None else None
+        self._update(run_id, where=held, progress=min(1.0, max(0.0, float(progress))))
 
-    def finish(self, run_id: str, status: str, error: str | None = None) -> bool:
+    def finish(
+        self, run_id: str, status: str, error: str | None = None, *, worker: str | None = None
+    ) -> bool:
         """Set a final status. Only a run that is still queued/running changes; returns whether
-        it did, so the first final word (a cancel, a time limit) is never overwritten."""
+        it did, so the first final word (a cancel, a time limit) is never overwritten. With
+        ``worker``, only while that worker holds the run."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status ({sorted(FINAL_STATUSES)})")
         values: dict[str, Any] = {"status": status, "finished_at": self._now(), "error": error}
         if status == COMPLETED:
             values["progress"] = 1.0
-        return self._update(run_id, only_if_not_final=True, **values)
+        held = RunRow.worker == worker if worker is not None else None
+        return self._update(run_id, only_if_not_final=True, where=held, **values)
+
+    def _hold(self, session: Session, run_id: str, worker: str | None) -> None:
+        """Inside a write: with ``worker``, lock the run's row and refuse (``RunLost``) unless that
+        worker holds it; a sweeper's hand-over takes the same lock, so one of the two waits."""
+        if worker is None:
+            return
+        holder = session.scalar(select(RunRow.worker).where(RunRow.id == run_id).with_for_update())
+        if holder != worker:
+            raise RunLost(run_id, worker, holder)
 
     def recover(self) -> builtins.list[str]:
         """On start-up: every queued/running run (its process is gone) becomes ``interrupted``.
@@ -301,19 +464,237 @@ class RunStore:
                 )
         return ids
 
+    # -- a class deployment's workers ---------------------------------------------------------
+
+    def queued_ids(self) -> builtins.list[str]:
+        """Every queued run, first in line first."""
+        stmt = (
+            select(RunRow.id).where(RunRow.status == QUEUED).order_by(RunRow.created_at, RunRow.id)
+        )
+        with self._session() as session:
+            return builtins.list(session.scalars(stmt))
+
+    def queue_position(self, run_id: str) -> int | None:
+        """1-based place in line of a queued run (counted in the store), None otherwise."""
+        with self._session() as session:
+            row = session.get(RunRow, run_id)
+            if row is None or row.status != QUEUED:
+                return None
+            ahead = session.scalar(
+                select(func.count())
+                .select_from(RunRow)
+                .where(
+                    RunRow.status == QUEUED,
+                    or_(
+                        RunRow.created_at < row.created_at,
+                        and_(RunRow.created_at == row.created_at, RunRow.id < row.id),
+                    ),
+                )
+            )
+            return int(ahead or 0) + 1
+
+    def claim(self, run_id: str, worker: str) -> Run | None:
+        """queued -> running for ``worker`` (its heartbeat starts now); None when the run is not
+        queued (already taken, cancelled or gone): a second delivery of its message does nothing."""
+        now = self._lease_now()
+        claimed = self._update(
+            run_id,
+            where=and_(RunRow.status == QUEUED, RunRow.cancel_requested.is_(False)),
+            status=RUNNING,
+            worker=worker,
+            heartbeat_at=now,
+            attempts=RunRow.attempts + 1,
+            started_at=func.coalesce(RunRow.started_at, now),
+            error=None,
+        )
+        return self.get(run_id) if claimed else None
+
+    def heartbeat(self, run_id: str, worker: str) -> Run:
+        """``worker`` still trains the run: its heartbeat is now. Returns the run as stored, so
+        the worker sees a cancel (final status, ``cancel_requested``) or a run taken from it
+        (another ``worker``)."""
+        with self._session() as session, session.begin():
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.worker == worker)
+                .values(heartbeat_at=self._lease_now(session))
+            )
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise RunNotFound(run_id)
+            return Run.from_row(row)
+
+    def release(self, run_id: str, worker: str) -> bool:
+        """``worker`` has let go of the run (its last metric is stored)."""
+        return self._update(run_id, where=RunRow.worker == worker, worker=None)
+
+    def request_cancel(self, run_id: str) -> Run:
+        """Cancel from any web process: the flag the training loop's heartbeat reads, and the
+        final status at once (the first final word wins). Returns the run afterwards."""
+        if self._update(run_id, only_if_not_final=True, cancel_requested=True):
+            self.finish(run_id, CANCELLED)
+        return self.get(run_id)
+
+    def sweep(
+        self, lease_s: float, max_attempts: int, time_limit_s: float
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Runs whose worker stopped saying it is alive (no heartbeat for ``lease_s``): each goes
+        back in line to continue from its last epoch checkpoint, or (after ``max_attempts``
+        starts, or past its time limit) ends ``interrupted``/``failed`` with its metrics. A final
+        run still held by a silent worker is let go. Returns (requeued, ended) run ids; several
+        sweepers may run at once, and each run is changed by one of them."""
+        now = self._lease_now()
+        cutoff = now - timedelta(seconds=lease_s)
+        stale = and_(RunRow.worker.is_not(None), RunRow.heartbeat_at < cutoff)
+        requeued: builtins.list[str] = []
+        ended: builtins.list[str] = []
+        with self._session() as session:
+            rows = builtins.list(
+                session.execute(
+                    select(
+                        RunRow.id, RunRow.status, RunRow.worker, RunRow.attempts, RunRow.started_at
+                    ).where(stale)
+                )
+            )
+        for run_id, status, worker, attempts, started_at in rows:
+            same = and_(RunRow.worker == worker, RunRow.heartbeat_at < cutoff)
+            started = _aware(started_at)
+            if status != RUNNING:
+                self._update(run_id, where=same, worker=None)
+                continue
+            silent = f"its worker ({worker}) stopped: no heartbeat for {lease_s:g} s"
+            if started is not None and (now - started).total_seconds() > time_limit_s:
+                values: dict[str, Any] = {
+                    "status": FAILED,
+                    "error": f"time limit exceeded: the run took longer than {time_limit_s:g} s "
+                    f"(setting runs_max_seconds), and {silent}",
+                }
+                target = ended
+            elif int(attempts or 0) >= max_attempts:
+                values = {
+                    "status": INTERRUPTED,
+                    "error": f"{silent}, and it had already started {attempts} times "
+                    "(setting runs_max_attempts); its metrics are kept",
+                }
+                target = ended
+            else:
+                values = {"status": QUEUED}
+                target = requeued
+            if target is ended:
+                values["finished_at"] = now
+            if self._update(run_id, where=and_(same, RunRow.status == RUNNING), worker=None,
+                            **values):  # fmt: skip
+                target.append(run_id)
+        return requeued, ended
+
+    # -- artefacts kept in the store ----------------------------------------------------------
+
+    def put_artifact(
+        self, run_id: str, name: str, data: bytes, *, worker: str | None = None
+    ) -> None:
+        """Store (or replace) one of the run's files; with ``worker``, only while it holds the
+        run (``RunLost`` otherwise)."""
+        with self._session() as session, session.begin():
+            self._hold(session, run_id, worker)
+            session.execute(
+                delete(ArtifactRow).where(ArtifactRow.run_id == run_id, ArtifactRow.name == name)
+            )
+            session.add(
+                ArtifactRow(run_id=run_id, name=name, data=bytes(data), updated_at=self._now())
+            )
+
+    def get_artifact(self, run_id: str, name: str) -> bytes | None:
+        stmt = select(ArtifactRow.data).where(
+            ArtifactRow.run_id == run_id, ArtifactRow.name == name
+        )
+        with self._session() as session:
+            data = session.scalar(stmt)
+        return bytes(data) if data is not None else None
+
+    def artifact_stamp(self, run_id: str, name: str) -> tuple[int, datetime] | None:
+        """(size, when written) of a stored file, None when there is none: enough to tell
+        whether a copy is current without reading the bytes."""
+        stmt = select(func.length(ArtifactRow.data), ArtifactRow.updated_at).where(
+            ArtifactRow.run_id == run_id, ArtifactRow.name == name
+        )
+        with self._session() as session:
+            row = session.execute(stmt).first()
+        if row is None:
+            return None
+        written = _aware(row[1])
+        assert written is not None
+        return int(row[0] or 0), written
+
+    def artifact_names(self, run_id: str, prefix: str = "") -> builtins.list[str]:
+        stmt = (
+            select(ArtifactRow.name)
+            .where(
+                ArtifactRow.run_id == run_id, ArtifactRow.name.startswith(prefix, autoescape=True)
+            )
+            .order_by(ArtifactRow.name)
+        )
+        with self._session() as session:
+            return builtins.list(session.scalars(stmt))
+
+    def delete_artifacts(self, run_id: str, prefix: str = "") -> None:
+        with self._session() as session, session.begin():
+            session.execute(
+                delete(ArtifactRow).where(
+                    ArtifactRow.run_id == run_id,
+                    ArtifactRow.name.startswith(prefix, autoescape=True),
+                )
+            )
+
     # -- metrics ------------------------------------------------------------------------------
 
-    def add_metrics(self, run_id: str, metrics: Iterable[tuple[int, str, float]]) -> int:
+    def add_metrics(
+        self,
+        run_id: str,
+        metrics: Iterable[tuple[int, str, float] | tuple[int, str, float, float]],
+        *,
+        worker: str | None = None,
+    ) -> int:
         """Store a batch in one transaction: one executemany INSERT, not an ORM object per row
-        (ten times cheaper, and the supervisor thread shares the web process's GIL)."""
+        (ten times cheaper, and the supervisor thread shares the web process's GIL). A metric may
+        carry a fourth item, the Unix time it was logged at. With ``worker``, only while that
+        worker holds the run (``RunLost`` otherwise)."""
         rows = [
-            {"run_id": run_id, "step": int(step), "name": str(name), "value": float(value)}
-            for step, name, value in metrics
+            {
+                "run_id": run_id,
+                "step": int(m[0]),
+                "name": str(m[1]),
+                "value": float(m[2]),
+                "logged_at": float(m[3]) if len(m) > 3 else None,
+            }
+            for m in metrics
         ]
         if rows:
             with self._session() as session, session.begin():
+                self._hold(session, run_id, worker)
                 session.execute(insert(MetricRow), rows)
+                self._notify(session, run_id)
         return len(rows)
+
+    def last_steps(self, run_id: str) -> dict[str, int]:
+        """``{name: the largest step stored}``: where a run continued after its worker died
+        carries on without logging a step twice."""
+        stmt = (
+            select(MetricRow.name, func.max(MetricRow.step))
+            .where(MetricRow.run_id == run_id)
+            .group_by(MetricRow.name)
+        )
+        with self._session() as session:
+            return {name: int(step) for name, step in session.execute(stmt)}
+
+    def timed_metrics(self, run_id: str) -> builtins.list[tuple[int, str, float, float | None]]:
+        """(step, name, value, logged at) in the order they were logged: the TensorBoard files."""
+        stmt = (
+            select(MetricRow.step, MetricRow.name, MetricRow.value, MetricRow.logged_at)
+            .where(MetricRow.run_id == run_id)
+            .order_by(MetricRow.id)
+        )
+        with self._session() as session:
+            return [tuple(row) for row in session.execute(stmt)]  # type: ignore[misc]
 
     def metrics(self, run_id: str) -> dict[str, builtins.list[builtins.list[float]]]:
         """``{name: [[step, value], ...]}`` in the order they were logged."""

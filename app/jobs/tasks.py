@@ -1,14 +1,18 @@
 """The task registry: what a run can train, its config bounds, and the training loops.
 
-A task's ``train(config, emit, should_stop, *, progress, resume)`` reports metrics with
-``emit(step, name, value)``, checks ``should_stop()`` between steps and returns early when it
-says so, and returns a ``TrainResult`` that the worker saves as a checkpoint.
+A task's ``train(config, emit, should_stop, *, progress, resume, on_epoch)`` reports metrics
+with ``emit(step, name, value)``, checks ``should_stop()`` between steps and returns early when it
+says so, and returns a ``TrainResult`` that the worker saves as a checkpoint. After each epoch it
+calls ``on_epoch(epoch, snapshot)`` when given one: ``snapshot()`` is the ``TrainResult`` of that
+moment, which a class deployment's worker saves so that another worker can continue the run
+from there if this one dies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -47,6 +51,10 @@ class TrainResult:
     summary: dict[str, Any] | None = None
 
 
+# Called after each epoch with the epoch and a function that snapshots the training state.
+OnEpoch = Callable[[int, Callable[[], TrainResult]], None]
+
+
 class TrainFn(Protocol):
     def __call__(
         self,
@@ -56,6 +64,7 @@ class TrainFn(Protocol):
         *,
         progress: Progress,
         resume: dict[str, Any] | None,
+        on_epoch: OnEpoch | None = None,
     ) -> TrainResult: ...
 
 
@@ -210,6 +219,19 @@ def _start(cfg: LinearRegressionConfig, resume: dict[str, Any] | None) -> tuple[
     )
 
 
+def manual_result(w: torch.Tensor, b: torch.Tensor, lr: float, epoch: int) -> TrainResult:
+    """Stage 1's weight and bias as ``nn.Linear(1, 1)`` holds them, and a plain SGD's state."""
+    model_state = {"weight": w.reshape(1, 1).clone(), "bias": b.reshape(1).clone()}
+    optimizer_state: dict[str, Any] = {"state": {}, "param_groups": [{"lr": lr, "params": [0, 1]}]}
+    return TrainResult(model_state, optimizer_state, epoch, summary=LINEAR_SUMMARY)
+
+
+def _linear_result(
+    model_state: Callable[[], dict[str, torch.Tensor]], optimizer: torch.optim.Optimizer, epoch: int
+) -> TrainResult:
+    return TrainResult(model_state(), optimizer.state_dict(), epoch, summary=LINEAR_SUMMARY)
+
+
 def train_linear_regression(
     config: Any,
     emit: Emit,
@@ -217,6 +239,7 @@ def train_linear_regression(
     *,
     progress: Progress = lambda _p: None,
     resume: dict[str, Any] | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> TrainResult:
     cfg = (
         config
@@ -251,12 +274,9 @@ def train_linear_regression(
             epoch = start_epoch + i + 1
             log(epoch, loss.item(), w.item(), b.item(), dw.item(), db.item())
             progress((i + 1) / cfg.epochs)
-        model_state = {"weight": w.reshape(1, 1).clone(), "bias": b.reshape(1).clone()}
-        optimizer_state: dict[str, Any] = {
-            "state": {},
-            "param_groups": [{"lr": lr, "params": [0, 1]}],
-        }
-        return TrainResult(model_state, optimizer_state, epoch, summary=LINEAR_SUMMARY)
+            if on_epoch is not None:
+                on_epoch(epoch, partial(manual_result, w, b, lr, epoch))
+        return manual_result(w, b, lr, epoch)
 
     if cfg.stage == "autograd":
         # Stage 2/3: autograd computes the gradients; nn.MSELoss and optim.SGD do the rest.
@@ -306,6 +326,8 @@ def train_linear_regression(
         b_now = float(params[1].detach().reshape(-1)[0])
         log(epoch, loss.item(), w_now, b_now, gw, gb)
         progress((i + 1) / cfg.epochs)
+        if on_epoch is not None:
+            on_epoch(epoch, partial(_linear_result, model_state_fn, optimizer, epoch))
     return TrainResult(model_state_fn(), optimizer.state_dict(), epoch, summary=LINEAR_SUMMARY)
 
 

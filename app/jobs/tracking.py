@@ -10,9 +10,7 @@ sample predictions as images, the architecture as text), and writes the summary 
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -77,21 +75,14 @@ def write_summary(
     writer.flush()
 
 
+def parse_summary(data: bytes | str | None) -> dict[str, Any] | None:
+    """A ``summary.json``'s contents (None when there is none, or it is not an object)."""
+    if data is None:
+        return None
+    summary = json.loads(data)
+    return summary if isinstance(summary, dict) else None
+
+
 def read_summary(artifacts_dir: Path) -> dict[str, Any] | None:
     path = artifacts_dir / SUMMARY_FILE
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    return data if isinstance(data, dict) else None
-
-
-def tensorboard_zip(artifacts_dir: Path, run_id: str) -> bytes:
-    """The run's event files as a zip whose top folder is the run id, so several runs unzip
-    side by side into one ``--logdir`` and TensorBoard lists them as separate runs."""
-    root = artifacts_dir / TENSORBOARD_DIR
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(root.rglob("*")) if root.is_dir() else []:
-            if path.is_file():
-                archive.write(path, f"{run_id}/{path.relative_to(root)}")
-    return buffer.getvalue()
+    return parse_summary(path.read_bytes()) if path.is_file() else None

@@ -37,7 +37,7 @@ from app.jobs.classifier import (
     score,
     train_image_task,
 )
-from app.jobs.tasks import Emit, Progress, ShouldStop, Task, TrainResult, register
+from app.jobs.tasks import Emit, OnEpoch, Progress, ShouldStop, Task, TrainResult, register
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
 TARGET_CLASSES = (5, 6, 7, 8, 9)
@@ -243,6 +243,7 @@ def train_transfer(
     *,
     progress: Progress = lambda _p: None,
     resume: dict[str, Any] | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> TrainResult:
     cfg = config if isinstance(config, TransferConfig) else TransferConfig.model_validate(config)
     train_set, test_set = target_data(cfg.examples_per_class, cfg.seed)
@@ -271,6 +272,7 @@ def train_transfer(
         progress=progress,
         resume=resume,
         more_summary=transfer_summary,
+        on_epoch=on_epoch,
     )
 
 

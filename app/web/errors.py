@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError as DBInterfaceError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jobs import ConfigError, QueueFull, RunNotFound
@@ -34,6 +36,7 @@ TITLES = {
     422: "Cannot do that",
     429: "Too busy",
     500: "Something broke",
+    503: "Try again in a moment",
 }
 
 
@@ -243,6 +246,20 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 400 and detail == UNPARSABLE:
             detail = unparsable_body(request.headers.get("content-type", ""))
         return error_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBInterfaceError)
+    async def store_unreachable(request: Request, exc: DBAPIError) -> Response:
+        # The run store's server is restarting or out of reach: nothing was lost, and the next
+        # request reconnects by itself (the pool pings a connection before using it).
+        retry = app.state.settings.store_retry_after_seconds
+        log.warning("run store unreachable on %s %s: %s", request.method, request.url.path,
+                    str(exc.orig or exc).strip().splitlines()[0][:200])  # fmt: skip
+        detail = (
+            "The run store (the database every run is kept in) cannot be reached just now; "
+            f"nothing is lost. Try again in {retry} s."
+        )
+        return error_response(request, 503, detail, headers={"Retry-After": str(retry)})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -1,6 +1,8 @@
 """Runs in the web process: the store, the runner, and the live event streams of runs.
 
-The runner's supervisor thread writes metrics to the store and then calls ``RunEvents.publish``.
+The runner's supervisor thread writes metrics to the store and then calls ``RunEvents.publish``;
+in a class deployment, workers on other hosts write them, and ``StoreListener`` hears of each
+commit through PostgreSQL's ``LISTEN``/``NOTIFY`` and publishes it the same way.
 A watched run has one :class:`RunFeed`: a single reader on the event loop that wakes on that news
 (or every ``STREAM_POLL_S``, so a run written by another process, a second server on the same
 database, still reaches it), reads what is new on the streams' own small executor, and hands it
@@ -40,7 +42,8 @@ from fastapi.sse import format_sse_event
 
 from app.config import Settings
 from app.jobs import LocalRunner, Runner, RunStore
-from app.jobs.store import MetricEvent, run_dir
+from app.jobs.artifacts import Artifacts, DirArtifacts, StoredArtifacts
+from app.jobs.store import NOTIFY_CHANNEL, MetricEvent, run_dir
 from app.lessons.tracking import Smoother
 from app.web.admission import TooBusy
 
@@ -52,7 +55,7 @@ log = logging.getLogger("app.streams")
 STREAM_POLL_S = 1.0
 # ... and at most this often: a run that logs hundreds of metrics a second wakes its streams a
 # few dozen times a second, each time with everything new.
-FEED_MIN_INTERVAL_S = 0.05
+FEED_MIN_INTERVAL_S = 0.025
 # A late client replays the metrics it missed in pages of this many rows.
 REPLAY_PAGE = 2_000
 # A stream whose client reads slower than its run logs keeps at most this many metrics waiting in
@@ -75,6 +78,11 @@ class RunEvents:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    def watched(self) -> list[str]:
+        """The runs someone waits on now."""
+        with self._lock:
+            return list(self._waiters)
 
     def publish(self, run_id: str) -> None:
         """Wake every waiter on ``run_id``; callable from any thread."""
@@ -511,39 +519,98 @@ class StreamHub:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class StoreListener:
+    """PostgreSQL ``LISTEN explorer_runs``: every commit that adds news about a run, from any
+    process on any host, wakes that run's streams here (``RunEvents.publish``). One thread and one
+    connection per web process; after a lost connection it reconnects and wakes every watched run,
+    whose feeds then read the store for what they missed."""
+
+    RECONNECT_S = 0.5
+
+    def __init__(self, url: str, events: RunEvents) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self.events = events
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="store-listener", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            for run_id in self.events.watched():  # news may have come while not listening
+                self.events.publish(run_id)
+            while not self._stop.is_set():
+                for note in conn.notifies(timeout=1.0):
+                    self.events.publish(note.payload)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception as exc:  # noqa: BLE001 - the store is unreachable: try again
+                log.warning("listening for run news failed (%s); reconnecting", exc)
+                self._stop.wait(self.RECONNECT_S)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3)
+
+
 @dataclass
 class Runs:
-    """What the routes need: where runs are stored, who runs them, who hears of changes, and the
-    live streams."""
+    """What the routes need: where runs are stored, who runs them, who hears of changes, the live
+    streams, and where the runs' files are read from."""
 
     store: RunStore
     runner: Runner
     events: RunEvents
     data_dir: Path
     streams: StreamHub
+    artifacts: Artifacts
+    listener: StoreListener | None = None
 
     def artifacts_dir(self, run_id: str) -> Path:
+        """Alone: the run's folder in the data dir, where its worker writes its files."""
         return run_dir(self.data_dir, run_id)
 
     def close(self) -> None:
         self.runner.shutdown()
+        if self.listener is not None:
+            self.listener.close()
         self.streams.close()
         self.store.close()
 
 
 def start_runs(settings: Settings) -> Runs:
-    """Open the store, mark what a previous server left running as interrupted, start the runner."""
+    """Open the store and start the runner. Alone: mark what a previous server left running as
+    interrupted, and train on this host. In a class deployment (``runner = "celery"``): send runs
+    to the Celery workers, read their files from the store, and listen for their news."""
     data_dir = Path(settings.data_dir)
     store = RunStore(settings.database_url, data_dir=data_dir)
     events = RunEvents()
-    runner = LocalRunner(
-        store,
-        data_dir,
-        max_concurrent=settings.runs_max_concurrent or None,
-        max_queue=settings.runs_max_queue,
-        time_limit_s=settings.runs_max_seconds,
-        threads_per_run=settings.runs_torch_threads,
-        on_change=events.publish,
-        recover=True,
-    )
-    return Runs(store, runner, events, data_dir, StreamHub(store, runner, events, settings))
+    listener = StoreListener(store.url, events) if store.is_postgresql else None
+    runner: Runner
+    artifacts: Artifacts
+    if settings.runner == "celery":
+        from app.jobs.class_runner import CeleryRunner
+
+        artifacts = StoredArtifacts(store, data_dir / "cache" / "runs")
+        runner = CeleryRunner(store, artifacts, settings)
+    else:
+        artifacts = DirArtifacts(data_dir)
+        runner = LocalRunner(
+            store,
+            data_dir,
+            max_concurrent=settings.runs_max_concurrent or None,
+            max_queue=settings.runs_max_queue,
+            time_limit_s=settings.runs_max_seconds,
+            threads_per_run=settings.runs_torch_threads,
+            on_change=events.publish,
+            recover=True,
+        )
+    streams = StreamHub(store, runner, events, settings)
+    return Runs(store, runner, events, data_dir, streams, artifacts, listener)

@@ -37,6 +37,7 @@ ERROR_MEANINGS: dict[int, str] = {
     415: "the upload is not a picture format the lesson reads",
     422: "a field is invalid or over a limit (the detail names which)",
     429: "too busy right now: try again after Retry-After seconds",
+    503: "the run store cannot be reached just now: try again after Retry-After seconds",
 }
 
 

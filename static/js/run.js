@@ -29,6 +29,7 @@ const clockSkew = Date.parse(data.server_now) - Date.now(); // server time = cli
 let weight = data.smoothing;
 let position = data.position ?? null; // place in the queue, from the last time the run was read
 let source = null; // the live stream, while the page follows one
+const RETRY_STREAM_S = 5; // a refused stream is opened again after this long
 
 // -- the charts ----------------------------------------------------------------------------
 
@@ -244,7 +245,11 @@ function follow(after) {
   const query = new URLSearchParams({ after: String(after), smoothing: String(weight) });
   const mine = new EventSource(`${RUN_PATH}/events?${query}`);
   source = mine;
-  mine.addEventListener("metric", (event) => queuePoint(JSON.parse(event.data)));
+  let seen = after; // the newest metric id received: where a fresh stream takes over
+  mine.addEventListener("metric", (event) => {
+    seen = Math.max(seen, Number(event.lastEventId) || 0);
+    queuePoint(JSON.parse(event.data));
+  });
   mine.addEventListener("status", (event) => {
     const update = JSON.parse(event.data);
     const wasQueued = status === "queued";
@@ -264,6 +269,15 @@ function follow(after) {
   mine.addEventListener("open", () => showError(liveError, ""));
   mine.addEventListener("error", () => {
     if (FINAL.has(status) || source !== mine) return;
+    if (mine.readyState === EventSource.CLOSED) {
+      // Refused (a 503 while the run store is unreachable, a 429): EventSource gives up for
+      // good, so open a new stream from the last metric after a pause.
+      showError(liveError, `Lost the live connection; trying again in ${RETRY_STREAM_S} s…`);
+      setTimeout(() => {
+        if (source === mine && !FINAL.has(status)) follow(seen);
+      }, RETRY_STREAM_S * 1000);
+      return;
+    }
     // EventSource reconnects by itself (sending Last-Event-ID): say so while it does.
     showError(liveError, "Lost the live connection; reconnecting…");
   });

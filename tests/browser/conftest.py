@@ -7,6 +7,7 @@ unless the test declared that status as expected (``problems.expect(404, "/nope"
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import redis
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -32,8 +34,11 @@ from playwright.sync_api import (
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from app.deploy import ClassDeployment, drop_database, ensure_database, flush_broker
+
 # One place says how Debian's Chromium is launched here, for the tests and the benchmarks alike.
 from bench.common import CHROMIUM, CHROMIUM_ARGS
+from tests import pg
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -112,6 +117,72 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -
         f"({last_error}).\nIts log:\n{log_path.read_text(errors='replace')}",
         pytrace=False,
     )
+
+
+# The class deployment's web ports are looked for from here up; its broker is a Redis database
+# no other test uses (flushed when the deployment starts).
+CLASS_FIRST_PORT = 8600
+CLASS_BROKER_URL = "redis://127.0.0.1:6379/11"
+CLASS_ENV = {  # what a browser test does not open would only compete for the two cores
+    "EXPLORER_WARM_LESSONS": "false",
+    "EXPLORER_PROGRAM_PREWARM": "false",
+    "EXPLORER_PICTURE_PREWARM": "false",
+}
+
+
+def _free_consecutive_ports(count: int, start: int = CLASS_FIRST_PORT) -> int:
+    """The first of ``count`` consecutive free ports from ``start`` up."""
+    for first in range(start, start + 1000):
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports from {start} up")
+
+
+@pytest.fixture(scope="session")
+def class_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClassDeployment]:
+    """A class deployment (2 web processes, 2 Celery workers, Redis, PostgreSQL), started once.
+
+    Its PostgreSQL database is new, named for this session alone, and dropped at the end; its
+    logs are in ``data_dir / "logs"`` (web1.log, worker1.log...).
+    """
+    if not pg.pg_available():
+        pytest.fail(pg.UNAVAILABLE, pytrace=False)
+    try:
+        flush_broker(CLASS_BROKER_URL)  # only database 11: nothing an earlier session left queued
+    except redis.RedisError as error:
+        pytest.fail(f"Redis does not answer at {CLASS_BROKER_URL} ({error})", pytrace=False)
+    database_url = pg.sqlalchemy_url(pg.new_name("explorer_browser"))
+    ensure_database(database_url)
+    deployment = ClassDeployment(
+        webs=2,
+        workers=2,
+        port=_free_consecutive_ports(2),
+        database_url=database_url,
+        broker_url=CLASS_BROKER_URL,
+        data_dir=tmp_path_factory.mktemp("class") / "data",
+        env=dict(CLASS_ENV),
+    )
+    try:
+        try:
+            deployment.start()
+        except (RuntimeError, TimeoutError) as error:
+            pytest.fail(f"The class deployment did not start: {error}", pytrace=False)
+        yield deployment
+    finally:
+        deployment.stop()
+        drop_database(database_url)
+
+
+@pytest.fixture(scope="session")
+def class_url(class_deployment: ClassDeployment) -> str:
+    """The class deployment's first web process (``class_deployment.urls`` has every one)."""
+    return class_deployment.urls[0]
 
 
 @pytest.fixture(scope="session")

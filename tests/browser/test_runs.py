@@ -1,9 +1,16 @@
-"""Training runs in the browser: launch from /runs, watch the charts grow live, cancel a run."""
+"""Training runs in the browser: launch from /runs, watch the charts grow live, cancel a run.
+
+Every test runs twice: against the server alone (local runner, SQLite) and against a class
+deployment (two web processes with the Celery runner, two Celery workers, Redis, PostgreSQL).
+There the page is opened on the first web process while the API checks read the second, so what
+the page showed is compared with what another process reads from the shared store.
+"""
 
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -12,6 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.lessons.tracking import smooth
+from tests.browser.conftest import Problems
 
 RUN_URL = re.compile(r"/runs/[0-9a-f]+$")
 COUNT = "(document.getElementById('fig-loss')?.data?.[0]?.x?.length ?? 0)"
@@ -19,10 +27,35 @@ RUN_TIMEOUT_MS = 30_000
 WARM_UP_S = 90.0  # the server's first run starts the fork server (torch imported once): slow
 
 
+@dataclass(frozen=True)
+class Server:
+    """Where a test's page is opened (``web``) and where its API checks read (``api``)."""
+
+    web: str
+    api: str
+
+
+@pytest.fixture(scope="module", params=["alone", "class"])
+def server(request: pytest.FixtureRequest) -> Server:
+    """The server alone, or a class deployment: its page on web 1, its API checks on web 2."""
+    if request.param == "alone":
+        url = request.getfixturevalue("base_url")
+        return Server(web=url, api=url)
+    first, second = request.getfixturevalue("class_deployment").urls[:2]
+    return Server(web=first, api=second)
+
+
+@pytest.fixture
+def problems(server: Server) -> Problems:
+    """The browser's recorder (as conftest's), watching the server the page is opened on."""
+    return Problems(origin=server.web)
+
+
 @pytest.fixture(scope="module", autouse=True)
-def warm_runner(base_url: str) -> None:
-    """One tiny run first, so the fork server is up before a test times a page."""
-    with httpx.Client(base_url=base_url, timeout=WARM_UP_S) as client:
+def warm_runner(server: Server) -> None:
+    """One tiny run first, so the fork server is up before a test times a page (a class
+    deployment's workers warm up before they say they are ready: there it checks the path)."""
+    with httpx.Client(base_url=server.web, timeout=WARM_UP_S) as client:
         body = {"task": "linear-regression", "config": {"epochs": 1}}
         run_id = client.post("/api/runs", json=body).json()["id"]
         deadline = time.monotonic() + WARM_UP_S
@@ -42,7 +75,7 @@ def launch_from_form(page: Page, task: str, **config: int) -> str:
 
 
 def test_launched_run_grows_its_loss_chart_live_then_shows_what_it_learned(
-    page: Page, plots, base_url: str
+    page: Page, plots, server: Server
 ) -> None:
     run_id = launch_from_form(page, "digits-cnn", epochs=6, batch_size=2)
     # Sample the loss chart's length, the status and the progress bar while the run trains
@@ -73,7 +106,7 @@ def test_launched_run_grows_its_loss_chart_live_then_shows_what_it_learned(
     # Done: the summary panels, and the chart holds every logged step.
     expect(page.locator("#parameter-total")).to_have_text("1,370")
     plots.wait_drawn(page, "fig-loss", "fig-pr")
-    api = httpx.get(f"{base_url}/api/runs/{run_id}").json()
+    api = httpx.get(f"{server.api}/api/runs/{run_id}").json()
     drawn = plots.values(page, "fig-loss", "x")
     logged = [p[0] for p in api["metrics"]["loss"]]
     # Compared as arrays: a failing == on thousands of items makes pytest's diff run for minutes.
@@ -95,7 +128,7 @@ def test_launched_run_grows_its_loss_chart_live_then_shows_what_it_learned(
     page.locator("#threshold").fill("0.3")
     expect(page.locator("#pr-readout")).to_contain_text("Class 7 at p ≥ 0.30")
     assert parse_qs(urlsplit(page.url).query)["threshold"] == ["0.3"]
-    point = httpx.get(f"{base_url}/api/runs/{run_id}/pr?pr_class=7&threshold=0.3").json()
+    point = httpx.get(f"{server.api}/api/runs/{run_id}/pr?pr_class=7&threshold=0.3").json()
     marker = plots.trace(page, "fig-pr", 1)
     assert marker["x"] == [point["recall"]] and marker["y"] == [point["precision"]]
     assert marker["name"] == "digit 7 at p ≥ 0.3"
@@ -103,7 +136,7 @@ def test_launched_run_grows_its_loss_chart_live_then_shows_what_it_learned(
 
 
 def test_cancelling_a_long_run_from_its_page_on_a_phone(
-    phone_page: Page, plots, base_url: str
+    phone_page: Page, plots, server: Server
 ) -> None:
     page = phone_page
     run_id = launch_from_form(page, "digits-cnn", epochs=50, batch_size=8)
@@ -123,14 +156,17 @@ def test_cancelling_a_long_run_from_its_page_on_a_phone(
         "() => document.getElementById('fig-loss').data.slice(0, 2).map((t) => Array.from(t.y))"
     )  # read together: a redraw between two reads would add points to one of them only
     assert np.allclose(smoothed_live, smooth(raw_live, 0.55), rtol=0, atol=1e-12)
-    page.click("#cancel-run")
-    expect(page.locator("#run-status")).to_have_text("cancelled", timeout=RUN_TIMEOUT_MS)
+    # The cancel's answer comes at once; the stream's final status comes only once the runner has
+    # let go of the run (its worker stops at its next step alone, at its next heartbeat in a class
+    # deployment) and the store has its last metric: then the page redraws from the store.
+    with page.expect_response(lambda r: "/scalars?" in r.url, timeout=RUN_TIMEOUT_MS):
+        page.click("#cancel-run")
+        expect(page.locator("#run-status")).to_have_text("cancelled", timeout=RUN_TIMEOUT_MS)
     expect(page.locator("#cancel-run")).to_be_hidden()
     # A cancelled run is not reloaded: its charts are the ones the stream grew, smoothed by the
     # server exactly as app.lessons.tracking.smooth does over the whole series.
-    # The final status comes after the run's last metric, so the store is complete now; the
-    # chart catches up within its next drawing batch.
-    api = httpx.get(f"{base_url}/api/runs/{run_id}").json()
+    # The chart catches up within its next drawing batch.
+    api = httpx.get(f"{server.api}/api/runs/{run_id}").json()
     logged = [p[1] for p in api["metrics"]["loss"]]
     page.wait_for_function(f"n => {COUNT} >= n", arg=len(logged))
     raw = plots.values(page, "fig-loss", "y", 0)

@@ -1,4 +1,7 @@
-"""Training runs over HTTP: launch, watch live (server-sent events), cancel, download, restart."""
+"""Training runs over HTTP: launch, watch live (server-sent events), cancel, download, restart.
+
+Every test runs twice, the store on SQLite in the data dir and on a PostgreSQL database of its
+own (``EXPLORER_DATABASE_URL``), since a single server may use either."""
 
 from __future__ import annotations
 
@@ -18,7 +21,26 @@ from app.config import Settings
 from app.jobs.store import RunStore
 from app.jobs.tasks import linear_data
 from app.main import create_app
+from tests import pg
 from tests.support import finished, parse_sse, wait_for
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (SQLite in the data dir), or a fresh PostgreSQL database for the test."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if not pg.pg_available():
+        pytest.fail(pg.UNAVAILABLE, pytrace=False)
+    with pg.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    """The conftest's settings, with this test's store."""
+    return Settings(data_dir=tmp_path / "data", warm_lessons=False, database_url=database_url)
 
 
 def sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> list[dict]:
@@ -30,11 +52,16 @@ def sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> 
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+def make_client(tmp_path: Path, database_url: str | None) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
-        settings = Settings(data_dir=tmp_path / "data", program_prewarm=False, **overrides)
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            program_prewarm=False,
+            database_url=database_url,
+            **overrides,
+        )
         client = TestClient(create_app(settings))
         client.__enter__()
         clients.append(client)
@@ -201,7 +228,7 @@ def test_unknown_runs_and_missing_artifacts_get_404s(
 
 
 def test_a_restart_marks_unfinished_runs_interrupted_and_keeps_their_metrics(
-    make_client: Callable[..., TestClient], tmp_path: Path
+    make_client: Callable[..., TestClient], tmp_path: Path, database_url: str | None
 ) -> None:
     client = make_client(runs_max_concurrent=1)
     running = client.post("/api/runs", json={"task": "test-sleepy"}).json()["id"]
@@ -210,7 +237,7 @@ def test_a_restart_marks_unfinished_runs_interrupted_and_keeps_their_metrics(
     client.__exit__(None, None, None)  # the server stops
 
     # A server killed outright leaves a run "running" in the store: the next start fixes it.
-    store = RunStore(data_dir=tmp_path / "data")
+    store = RunStore(database_url, data_dir=tmp_path / "data")
     ghost = store.create("linear-regression", {"epochs": 5})
     store.mark_running(ghost.id)
     store.add_metrics(ghost.id, [(1, "loss", 2.5)])

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from app.jobs import FINAL_STATUSES, Task, all_tasks, get_task
 from app.jobs.store import Run
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE, UnknownTask
-from app.jobs.tracking import TENSORBOARD_DIR, ArtifactMissing, read_summary
+from app.jobs.tracking import ArtifactMissing
 from app.lessons.errors import LessonInputError
 from app.lessons.tracking import (
     operating_point,
@@ -279,11 +279,11 @@ def pr_panel(
 
 
 def downloads(runs: Runs, run_id: str) -> dict[str, bool]:
-    folder = runs.artifacts_dir(run_id)
+    files = runs.artifacts
     return {
-        "checkpoint": (folder / CHECKPOINT_FILE).is_file(),
-        "state_dict": (folder / STATE_DICT_FILE).is_file(),
-        "tensorboard": (folder / TENSORBOARD_DIR).is_dir(),
+        "checkpoint": files.path(run_id, CHECKPOINT_FILE) is not None,
+        "state_dict": files.path(run_id, STATE_DICT_FILE) is not None,
+        "tensorboard": files.has_tensorboard(run_id),
     }
 
 
@@ -305,7 +305,7 @@ def run_page(run_id: str, request: Request) -> Response:
     charts = [
         {"name": name, "id": figure_id(name), "title": metric_title(name)} for name in metrics
     ]
-    summary = read_summary(runs.artifacts_dir(run_id)) if run.is_final else None
+    summary = runs.artifacts.summary(run_id) if run.is_final else None
     architecture = (summary or {}).get("architecture") or []
     samples = sample_pictures(
         (summary or {}).get("samples") or [], (summary or {}).get("classes") or []
@@ -426,7 +426,7 @@ def run_pr(
     the run has no summary yet; 422 for a run without classes or a class it does not have."""
     runs = runs_of(request)
     run = runs.store.get(run_id)
-    summary = read_summary(runs.artifacts_dir(run.id)) if run.is_final else None
+    summary = runs.artifacts.summary(run.id) if run.is_final else None
     if summary is None:
         raise ArtifactMissing(run, "precision/recall curves")
     classes = pr_classes(summary)

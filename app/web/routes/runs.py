@@ -24,7 +24,7 @@ from app.jobs import all_tasks
 from app.jobs.store import MAX_EVENT_ID
 from app.jobs.store import Run as StoredRun
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE
-from app.jobs.tracking import TENSORBOARD_DIR, ArtifactMissing, tensorboard_zip
+from app.jobs.tracking import ArtifactMissing
 from app.web.admission import client_key
 from app.web.deps import SettingsDep
 from app.web.live import Runs, StreamTicket
@@ -292,8 +292,8 @@ async def run_events(
 
 def artifact(runs: Runs, run_id: str, name: str, what: str) -> FileResponse:
     run = stored_run(runs, run_id)
-    path = runs.artifacts_dir(run_id) / name
-    if not path.is_file():
+    path = runs.artifacts.path(run_id, name)
+    if path is None:
         raise ArtifactMissing(run, what)
     return FileResponse(path, media_type="application/octet-stream", filename=f"{run_id}-{name}")
 
@@ -329,9 +329,9 @@ def tensorboard(run_id: str, request: Request) -> Response:
     ``tensorboard --logdir <folder>``."""
     runs = runs_of(request)
     run = stored_run(runs, run_id)
-    if not (runs.artifacts_dir(run_id) / TENSORBOARD_DIR).is_dir():
+    if not runs.artifacts.has_tensorboard(run_id):
         raise ArtifactMissing(run, "TensorBoard event files")
-    body = tensorboard_zip(runs.artifacts_dir(run_id), run_id)
+    body = runs.artifacts.tensorboard_zip(run_id)
     return Response(
         body,
         media_type="application/zip",

@@ -48,8 +48,8 @@ def _model_source(runs: Any, run_id: str) -> tuple[feature_maps.ModelSource, dic
             f"run {run.id} is {run.status}, not completed: only a finished run's trained "
             "weights can be looked inside"
         )
-    checkpoint = runs.artifacts_dir(run.id) / CHECKPOINT_FILE
-    if not checkpoint.is_file():
+    checkpoint = runs.artifacts.path(run.id, CHECKPOINT_FILE)
+    if checkpoint is None:
         raise LessonInputError(f"run {run.id} has no {CHECKPOINT_FILE} to load")
     found = feature_maps.ModelSource(
         run_id=run.id,

@@ -83,10 +83,10 @@ def _chosen(runs: Any, run: Run, settings: Settings) -> dict[str, Any]:
     records = {r.id: r for r in line}
     drawn = [records[i] if i in records else _get(runs, i) for i in ids]
     members = [saving.describe_run(r) for r in drawn if r is not None]
-    path = runs.artifacts_dir(run.id) / CHECKPOINT_FILE
+    path = runs.artifacts.path(run.id, CHECKPOINT_FILE)
     opened = (
         saving.open_run_checkpoint(path, limits_from(settings, CheckpointLimits))
-        if path.is_file()
+        if path is not None
         else None
     )
     me = next(m for m in members if m["id"] == run.id)

@@ -52,7 +52,7 @@ def tracked_run(runs: Any, run_id: str, task: str | None = None) -> tracking.Tra
         status=run.status,
         config=run.config,
         metrics=runs.store.metrics(run.id),
-        summary=run_files.read_summary(runs.artifacts_dir(run.id)),
+        summary=runs.artifacts.summary(run.id),
     )
 
 
