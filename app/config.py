@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # contend with the other requests the server is answering at the same time.
     torch_threads: int = Field(default=1, ge=1, le=64)
     log_level: str = "info"
+    # Signs the learner cookie (issue 16). Unset: one is generated at the first request and kept
+    # in the run store, so every web process sharing the store signs with it, with no setup.
+    secret_key: str | None = Field(default=None, min_length=16)
 
     # Request size: the largest JSON body we read, checked while it streams in.
     max_json_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -23,11 +23,13 @@ from app.web.errors import (
     install_error_handlers,
     upload_over_limit,
 )
+from app.web.identity import LearnerIdentity
 from app.web.live import start_runs
 from app.web.routes import (
     api,
     docs,
     images,
+    me,
     notebook,
     pages,
     playground,
@@ -72,6 +74,57 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+# Methods that change nothing: served whatever page asked (a read is not what a forged request
+# wants, and browsers keep another site's page from reading the answer).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Sec-Fetch-Site values of a request the app's own pages (or the address bar) made.
+OWN_SITE = frozenset({"same-origin", "none"})
+
+
+def cross_site(headers: Headers) -> str | None:
+    """Why a state-changing request looks sent by another site's page, or None.
+
+    Browsers say where a request comes from: ``Sec-Fetch-Site`` (every current browser) and
+    ``Origin`` (on every POST, including a plain HTML form's). A request from the app's own
+    pages is ``same-origin`` with an ``Origin`` whose host is the one it was sent to; a script
+    (curl, httpx, a notebook) sends neither header and is served as before.
+    """
+    site = headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in OWN_SITE:
+        return f"the browser marked it Sec-Fetch-Site: {site[:40]}"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    if origin == "null":
+        return "its Origin is null (a sandboxed page, a file, or a redirect from elsewhere)"
+    host = origin.split("://", 1)[-1].rstrip("/").lower()
+    if host != headers.get("host", "").lower():
+        return f"it came from {origin[:100]}, not from this site"
+    return None
+
+
+class SameOrigin:
+    """Refuses (403) any request that would change something when another site's page sent it:
+    a form on any other site must not launch, cancel or delete a learner's runs (issue 16). The
+    check runs before the body is read; safe methods pass."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            why = cross_site(Headers(scope=scope))
+            if why is not None:
+                detail = (
+                    f"Refused: this request would change something, and {why}. PyTorch "
+                    "Explorer only takes changes from its own pages, or from scripts that send "
+                    "no Origin header (a cross-site request, as a form on another site makes)."
+                )
+                await error_response(Request(scope), 403, detail)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -175,6 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(runs.router)
     app.include_router(run_pages.router)
+    app.include_router(me.router)
     app.include_router(playground.router)
     app.include_router(pages.router)
     app.include_router(static.router)
@@ -182,6 +236,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Level 6, not Starlette's 9: a quarter of the time for a few percent more bytes on the
     # large JSON answers (image previews), which are made fresh on every request.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    # Inside the refusals above it: a forged, oversized or stalled request is never given a
+    # learner (nor makes the store generate the signing key).
+    app.add_middleware(LearnerIdentity, secret_key=settings.secret_key)
     checkpoint_limit = (settings.max_checkpoint_bytes, "max_checkpoint_bytes")
     app.add_middleware(
         BodyLimit,
@@ -194,6 +251,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # A request whose body stops coming is answered 408 and its task freed (app.web.server).
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
+    app.add_middleware(SameOrigin)  # before the body limits: a forged request is not read
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 # Generous: a busy two-core machine may take seconds to start the runs' fork server.
 TIMEOUT_S = 60.0
+
+
+@contextlib.contextmanager
+def started_apps() -> Iterator[Callable[[Any], Any]]:
+    """``start(settings)``: a TestClient on ``create_app(settings)`` with its lifespan started;
+    every one is stopped when the block ends (a test that starts several, as two servers would)."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    clients: list[TestClient] = []
+
+    def start(settings: Any) -> TestClient:
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    try:
+        yield start
+    finally:
+        for client in clients:
+            client.__exit__(None, None, None)
 
 
 def wait_for(check: Callable[[], bool], timeout: float = TIMEOUT_S) -> None:

@@ -98,6 +98,7 @@ SHARED: dict[str, set[str]] = {
         "follow",
         "frames",
         "lesson",
+        "me",
         "playground",
         "program",
         "run",
@@ -141,10 +142,10 @@ LESSON_TAGS = {
     "checkpoints": "saving_loading",
 }
 # Where the routes of no one lesson are defined: meta, the lesson pages and their JSON twin, the
-# sample pictures, the runs.
+# sample pictures, the runs, the learner (/me).
 SHARED_ROUTES = {
     f"app.web.routes.{name}"
-    for name in ("api", "images", "notebook", "pages", "playground", "runs", "run_pages")
+    for name in ("api", "images", "me", "notebook", "pages", "playground", "runs", "run_pages")
 }
 
 

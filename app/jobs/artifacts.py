@@ -56,6 +56,10 @@ class Artifacts(ABC):
     def summary(self, run_id: str) -> dict[str, Any] | None:
         """The run's ``summary.json`` (architecture, held-out predictions, samples)."""
 
+    def exists(self, run_id: str, name: str) -> bool:
+        """Whether the run has written ``name`` (without copying it anywhere)."""
+        return self.path(run_id, name) is not None
+
     def read(self, run_id: str, name: str) -> bytes | None:
         path = self.path(run_id, name)
         return path.read_bytes() if path is not None else None
@@ -128,6 +132,9 @@ class StoredArtifacts(Artifacts):
                 os.unlink(partial)
             raise
         return local
+
+    def exists(self, run_id: str, name: str) -> bool:
+        return self.store.artifact_stamp(run_id, name) is not None
 
     def has_tensorboard(self, run_id: str) -> bool:
         return bool(self.store.artifact_names(run_id, TENSORBOARD_PREFIX))

@@ -9,14 +9,16 @@ from the store. Stopping a web process stops nothing: the workers own the runs.
 
 ``Sweeper`` runs in every web process and worker, and each pass is safe to run many times at
 once: a run whose worker stopped heartbeating goes back in line to continue from its last epoch
-checkpoint (or ends ``interrupted``), and queued runs whose messages the broker lost (Redis keeps
-nothing across a restart) are sent again. A second message for a run does nothing: only one
+checkpoint (or ends ``interrupted``), and a queued run whose message is not in the broker's list
+(Redis keeps nothing across a restart; a publish can fail) is sent again once it has been missing
+for ``LOST_MESSAGE_GRACE_S``. A second message for a run does nothing: only one
 worker can claim a queued run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -35,6 +37,8 @@ TRAIN_TASK = "explorer.train_run"
 # A queued run missing from the broker's list is sent again once it has been missing this long
 # (a message being handed to a worker is out of the list for a moment).
 LOST_MESSAGE_GRACE_S = 2.0
+# The sweeper reads at most this many messages of the broker's list to see which runs it holds.
+MAX_LISTED_MESSAGES = 10_000
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -92,14 +96,20 @@ class Sweeper:
             return False
         return True
 
-    def _broker_waiting(self) -> int:
+    def _broker_run_ids(self) -> set[str]:
+        """The runs whose messages wait in the broker's list now (Celery names each message by
+        its task id, which is the run id)."""
         if self._redis is None:
             import redis
 
             self._redis = redis.Redis.from_url(
                 self.broker_url, socket_timeout=2, socket_connect_timeout=2
             )
-        return int(self._redis.llen(self.queue))
+        ids = set()
+        for raw in self._redis.lrange(self.queue, 0, MAX_LISTED_MESSAGES - 1):
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                ids.add(str(json.loads(raw)["headers"]["id"]))
+        return ids
 
     def sweep(self) -> None:
         """One pass: stale runs back in line, lost messages sent again."""
@@ -110,16 +120,16 @@ class Sweeper:
         for run_id in ended:
             log.warning("run %s: its worker went silent; it ended with its metrics", run_id)
         queued = self.store.queued_ids()
-        if not queued or self._broker_waiting() > 0:
-            self._missing.clear()
-            return
+        missing = set(queued) - self._broker_run_ids() if queued else set()
         now = time.monotonic()
         for run_id in queued:
+            if run_id not in missing:
+                continue
             first = self._missing.setdefault(run_id, now)
             if now - first >= LOST_MESSAGE_GRACE_S and self.send(run_id):
                 log.warning("run %s: the broker had lost its message; sent again", run_id)
                 self._missing.pop(run_id, None)
-        for run_id in set(self._missing) - set(queued):
+        for run_id in set(self._missing) - missing:
             self._missing.pop(run_id, None)
 
     def _loop(self) -> None:
@@ -165,10 +175,16 @@ class CeleryRunner(Runner):
             self.sweeper.start()
 
     def submit(
-        self, task: str, config: dict[str, Any] | None = None, resume_from: str | None = None
+        self,
+        task: str,
+        config: dict[str, Any] | None = None,
+        resume_from: str | None = None,
+        owner: str | None = None,
     ) -> str:
         sub = prepare(self.store, self.artifacts, task, config, resume_from)
-        run = self.store.create(task, sub.config, resume_from, max_queued=self.max_queue)
+        run = self.store.create(
+            task, sub.config, resume_from, max_queued=self.max_queue, owner=owner
+        )
         self.sweeper.send(run.id)
         return run.id
 

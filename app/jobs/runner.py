@@ -122,10 +122,14 @@ class Runner(ABC):
 
     @abstractmethod
     def submit(
-        self, task: str, config: dict[str, Any] | None = None, resume_from: str | None = None
+        self,
+        task: str,
+        config: dict[str, Any] | None = None,
+        resume_from: str | None = None,
+        owner: str | None = None,
     ) -> str:
-        """Validate, store as ``queued`` and enqueue; returns the run id.
-        Raises ``ConfigError`` (bad config / task / resume_from) or ``QueueFull``."""
+        """Validate, store as ``queued`` (of ``owner``, a learner id) and enqueue; returns the run
+        id. Raises ``ConfigError`` (bad config / task / resume_from) or ``QueueFull``."""
 
     @abstractmethod
     def cancel(self, run_id: str) -> str:
@@ -289,7 +293,11 @@ class LocalRunner(Runner):
     # -- public API -----------------------------------------------------------------------------
 
     def submit(
-        self, task: str, config: dict[str, Any] | None = None, resume_from: str | None = None
+        self,
+        task: str,
+        config: dict[str, Any] | None = None,
+        resume_from: str | None = None,
+        owner: str | None = None,
     ) -> str:
         sub = prepare(self.store, self.artifacts, task, config, resume_from)
         resume_path = str(sub.resume_path) if sub.resume_path is not None else None
@@ -300,7 +308,7 @@ class LocalRunner(Runner):
             waiting = max(0, len(self._queue) - free)
             if waiting >= self.max_queue and len(self._queue) >= free:
                 raise QueueFull(self.max_queue)
-            run = self.store.create(task, sub.config, resume_from)
+            run = self.store.create(task, sub.config, resume_from, owner=owner)
             self._queue.append(_Pending(run.id, sub.task, sub.config, resume_path))
         self._wake.set()
         return run.id

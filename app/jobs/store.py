@@ -10,11 +10,17 @@ its live streams (``app.web.live``) without polling.
 A class deployment's workers also use the columns a single server does not need: who holds a
 running run (``worker``) and when it last said so (``heartbeat_at``), a cancel asked for from any
 web process (``cancel_requested``), and how many times it started (``attempts``).
+
+Learners (issue 16): each run records the learner who launched it (``owner``; runs made before
+belong to nobody), ``learners`` holds their display names, ``learner_links`` the one-time links
+that carry an identity to another browser (only the token's SHA-256 is kept), and ``meta`` the
+secrets every process of a deployment must share, such as the key that signs learner cookies.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import secrets
 import threading
 from collections.abc import Iterable
@@ -46,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 QUEUED = "queued"
@@ -89,6 +96,8 @@ class RunRow(Base):
     worker: Mapped[str | None] = mapped_column(String(128))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The learner who launched it (issue 16); None for runs made before learners existed.
+    owner: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class MetricRow(Base):
@@ -114,6 +123,37 @@ class ArtifactRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class MetaRow(Base):
+    """One value the whole deployment shares (a signing secret), by key."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class LearnerRow(Base):
+    """A learner who named themselves (an anonymous learner has no row)."""
+
+    __tablename__ = "learners"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LearnerLinkRow(Base):
+    """A one-time link that carries a learner's identity to another browser."""
+
+    __tablename__ = "learner_links"
+
+    # SHA-256 of the token, hex: the store never holds a link that works.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    learner: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # Columns added since the first release, with the DDL type that adds each to an existing table.
 _ADDED_COLUMNS = {
     "runs": {
@@ -121,9 +161,15 @@ _ADDED_COLUMNS = {
         "worker": "VARCHAR(128)",
         "heartbeat_at": "TIMESTAMP WITH TIME ZONE",
         "attempts": "INTEGER DEFAULT 0",
+        "owner": "VARCHAR(32)",
     },
     "metrics": {"logged_at": "FLOAT"},
 }
+# Indexes on added columns (a new database gets them from the models; IF NOT EXISTS then skips).
+_ADDED_INDEXES = {"ix_runs_owner": ("runs", "owner")}
+# A used or expired identity link is kept this long, so opening it says "used" or "expired"
+# rather than "unknown"; then it is deleted.
+LINK_KEPT_AFTER_EXPIRY = timedelta(days=1)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -151,6 +197,7 @@ class Run:
     worker: str | None = None
     heartbeat_at: datetime | None = None
     attempts: int = 0
+    owner: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -175,6 +222,7 @@ class Run:
             worker=row.worker,
             heartbeat_at=_aware(row.heartbeat_at),
             attempts=int(row.attempts or 0),
+            owner=row.owner,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +257,19 @@ class MetricEvent:
 
 class RunNotFound(KeyError):
     """No run has this id."""
+
+
+class LinkRefused(LookupError):
+    """An identity link that does not work: ``reason`` is "unknown", "used" or "expired"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"this link is {reason}")
+        self.reason = reason
+
+
+def link_hash(token: str) -> str:
+    """What the store keeps of an identity link's token."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 class RunLost(RuntimeError):
@@ -300,6 +361,8 @@ class RunStore:
                 for name, ddl in columns.items():
                     if name not in have:
                         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+            for index, (table, column) in _ADDED_INDEXES.items():
+                conn.execute(text(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({column})"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -352,9 +415,11 @@ class RunStore:
         resume_from: str | None = None,
         *,
         max_queued: int | None = None,
+        owner: str | None = None,
     ) -> Run:
-        """A new ``queued`` run. With ``max_queued``, ``QueueFull`` when that many runs already
-        wait, counted in the store (every web process of a deployment shares the bound)."""
+        """A new ``queued`` run of ``owner`` (a learner id, or None). With ``max_queued``,
+        ``QueueFull`` when that many runs already wait, counted in the store (every web process of
+        a deployment shares the bound)."""
         row = RunRow(
             id=secrets.token_hex(6),
             task=task,
@@ -365,6 +430,7 @@ class RunStore:
             resume_from=resume_from,
             cancel_requested=False,
             attempts=0,
+            owner=owner,
         )
         with self._queue_lock, self._session() as session, session.begin():
             if max_queued is not None:
@@ -644,6 +710,102 @@ class RunStore:
                     ArtifactRow.name.startswith(prefix, autoescape=True),
                 )
             )
+
+    # -- learners and the deployment's shared secrets -------------------------------------------
+
+    def secret(self, name: str) -> str:
+        """The deployment's secret called ``name``, made at its first use and kept in the store,
+        so every web process on this database signs and checks with the same one. Two processes
+        asking at once agree: each inserts only if absent, then both read back what is stored."""
+        key = f"secret:{name}"
+        stmt = select(MetaRow.value).where(MetaRow.key == key)
+        with self._session() as session:
+            value = session.scalar(stmt)
+        if value:
+            return value
+        try:
+            with self._session() as session, session.begin():
+                session.add(MetaRow(key=key, value=secrets.token_urlsafe(32)))  # 256 bits
+        except IntegrityError:
+            pass  # another process stored one first: theirs is the secret
+        with self._session() as session:
+            value = session.scalar(stmt)
+        assert value is not None
+        return value
+
+    def learner_name(self, learner: str) -> str | None:
+        """The display name a learner gave themselves, None when they gave none."""
+        with self._session() as session:
+            return session.scalar(select(LearnerRow.name).where(LearnerRow.id == learner))
+
+    def set_learner_name(self, learner: str, name: str) -> None:
+        """Record (or change) a learner's display name; the caller has checked it."""
+        stmt = update(LearnerRow).where(LearnerRow.id == learner).values(name=name)
+        with self._session() as session, session.begin():
+            if getattr(session.execute(stmt), "rowcount", 0):
+                return
+        try:
+            with self._session() as session, session.begin():
+                session.add(LearnerRow(id=learner, name=name, created_at=self._now()))
+        except IntegrityError:  # the same learner, from another tab at the same moment
+            with self._session() as session, session.begin():
+                session.execute(stmt)
+
+    def create_learner_link(self, learner: str, ttl: timedelta) -> tuple[str, datetime]:
+        """A one-time link token for ``learner`` (128 random bits) and when it expires. Only its
+        SHA-256 is stored; links long past their expiry are deleted here."""
+        token = secrets.token_urlsafe(16)
+        now = self._lease_now()
+        expires = now + ttl
+        with self._session() as session, session.begin():
+            session.execute(
+                delete(LearnerLinkRow).where(
+                    LearnerLinkRow.expires_at < now - LINK_KEPT_AFTER_EXPIRY
+                )
+            )
+            session.add(
+                LearnerLinkRow(token_hash=link_hash(token), learner=learner, expires_at=expires)
+            )
+        return token, expires
+
+    def check_learner_link(self, token: str) -> str:
+        """The learner a link carries, leaving it unused (the page that asks "continue as ...?").
+        Raises ``LinkRefused`` ("unknown", "used" or "expired") when it would not work."""
+        with self._session() as session:
+            row = session.get(LearnerLinkRow, link_hash(token))
+            return self._working_link(row, self._lease_now(session))
+
+    def claim_learner_link(self, token: str) -> str:
+        """The learner a link carries, marking it used: it works once, before it expires.
+        Raises ``LinkRefused`` ("unknown", "used" or "expired") otherwise."""
+        digest = link_hash(token)
+        with self._session() as session, session.begin():
+            now = self._lease_now(session)
+            claimed = session.execute(
+                update(LearnerLinkRow)
+                .where(
+                    LearnerLinkRow.token_hash == digest,
+                    LearnerLinkRow.used_at.is_(None),
+                    LearnerLinkRow.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            row = session.get(LearnerLinkRow, digest)
+            if row is not None and int(getattr(claimed, "rowcount", 0) or 0):
+                return row.learner
+            self._working_link(row, now)  # raises: why it did not work
+            raise LinkRefused("used")  # claimed by another request between the two statements
+
+    @staticmethod
+    def _working_link(row: LearnerLinkRow | None, now: datetime) -> str:
+        if row is None:
+            raise LinkRefused("unknown")
+        if row.used_at is not None:
+            raise LinkRefused("used")
+        expires = _aware(row.expires_at)
+        if expires is None or expires <= now:
+            raise LinkRefused("expired")
+        return row.learner
 
     # -- metrics ------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ log = logging.getLogger("app.errors")
 
 TITLES = {
     400: "Bad request",
+    403: "Refused",
     404: "Page not found",
     405: "Method not allowed",
     408: "Request too slow",

@@ -31,6 +31,7 @@ class ApiError(BaseModel):
 # What each error status means across the API, for the OpenAPI ``responses`` of the routes.
 ERROR_MEANINGS: dict[int, str] = {
     400: "the body could not be parsed as its Content-Type says",
+    403: "refused: a change sent by another site's page (cross-site), never served",
     404: "there is no such resource (the detail names it)",
     408: "the request's body stopped arriving for body_timeout_seconds",
     413: "the body or upload is over its byte limit (the detail names the setting)",

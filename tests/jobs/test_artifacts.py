@@ -71,8 +71,10 @@ def test_path_is_a_local_file_with_the_runs_bytes_and_none_when_missing(files: F
     data = secrets.token_bytes(3000)
     assert files.artifacts.path(files.run_id, CHECKPOINT) is None
     assert files.artifacts.read(files.run_id, CHECKPOINT) is None
+    assert not files.artifacts.exists(files.run_id, CHECKPOINT)
 
     files.put(CHECKPOINT, data)
+    assert files.artifacts.exists(files.run_id, CHECKPOINT)
 
     path = files.artifacts.path(files.run_id, CHECKPOINT)
     assert path is not None and path.is_file()
@@ -137,6 +139,14 @@ def test_summary_is_the_parsed_json_object(files: Files) -> None:
 
 
 # -- StoredArtifacts' cache -------------------------------------------------------------------
+
+
+def test_exists_copies_nothing_into_the_cache(store: RunStore, tmp_path: Path) -> None:
+    run_id = store.create("digits-cnn", {}).id
+    store.put_artifact(run_id, CHECKPOINT, b"weights")
+    cache = tmp_path / "cache"
+    assert StoredArtifacts(store, cache).exists(run_id, CHECKPOINT)
+    assert not cache.exists()
 
 
 def test_a_stored_file_is_copied_into_the_cache_once(

@@ -330,6 +330,20 @@ def test_the_sweeper_sends_again_each_queued_run_whose_message_was_lost(
     assert broker.llen(QUEUE) == 2
 
 
+def test_the_sweeper_sends_again_a_lost_message_behind_others_still_waiting(
+    runner: CeleryRunner, store: RunStore, broker: redis.Redis
+) -> None:
+    kept = runner.submit("digits-cnn", {})
+    lost = runner.submit("digits-cnn", {})
+    assert broker.lrem(QUEUE, 0, broker.lindex(QUEUE, 0)) == 1  # the newest message: lost's
+    assert sent_runs(broker) == [kept]
+
+    runner.sweeper.sweep()
+    time.sleep(LOST_MESSAGE_GRACE_S + 0.1)
+    runner.sweeper.sweep()
+    assert sorted(sent_runs(broker)) == sorted([kept, lost])
+
+
 def test_the_sweeper_sends_nothing_while_the_queue_holds_messages(
     runner: CeleryRunner, broker: redis.Redis
 ) -> None:

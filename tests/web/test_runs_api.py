@@ -20,9 +20,8 @@ import tests.jobs.worker_tasks  # noqa: F401  (registers the test-only task "tes
 from app.config import Settings
 from app.jobs.store import RunStore
 from app.jobs.tasks import linear_data
-from app.main import create_app
 from tests import pg
-from tests.support import finished, parse_sse, wait_for
+from tests.support import finished, parse_sse, started_apps, wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,23 +52,19 @@ def sse(client: TestClient, url: str, headers: dict[str, str] | None = None) -> 
 
 @pytest.fixture
 def make_client(tmp_path: Path, database_url: str | None) -> Iterator[Callable[..., TestClient]]:
-    clients: list[TestClient] = []
+    with started_apps() as start:
 
-    def make(**overrides: Any) -> TestClient:
-        settings = Settings(
-            data_dir=tmp_path / "data",
-            program_prewarm=False,
-            database_url=database_url,
-            **overrides,
-        )
-        client = TestClient(create_app(settings))
-        client.__enter__()
-        clients.append(client)
-        return client
+        def make(**overrides: Any) -> TestClient:
+            settings = Settings(
+                data_dir=tmp_path / "data",
+                program_prewarm=False,
+                database_url=database_url,
+                **overrides,
+            )
+            client: TestClient = start(settings)
+            return client
 
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+        yield make
 
 
 def test_tasks_list_config_fields_with_bounds(client: TestClient) -> None:

@@ -281,8 +281,8 @@ def pr_panel(
 def downloads(runs: Runs, run_id: str) -> dict[str, bool]:
     files = runs.artifacts
     return {
-        "checkpoint": files.path(run_id, CHECKPOINT_FILE) is not None,
-        "state_dict": files.path(run_id, STATE_DICT_FILE) is not None,
+        "checkpoint": files.exists(run_id, CHECKPOINT_FILE),
+        "state_dict": files.exists(run_id, STATE_DICT_FILE),
         "tensorboard": files.has_tensorboard(run_id),
     }
 

@@ -27,6 +27,7 @@ from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE
 from app.jobs.tracking import ArtifactMissing
 from app.web.admission import client_key
 from app.web.deps import SettingsDep
+from app.web.identity import learner_of
 from app.web.live import Runs, StreamTicket
 from app.web.schemas import error_responses
 
@@ -95,6 +96,7 @@ class RunModel(BaseModel):
     metrics: dict[str, list[list[float]]] = Field(
         default_factory=dict, description='{"<name>": [[step, value], ...]}'
     )
+    mine: bool = Field(default=False, description="the requesting learner launched it")
 
 
 class RunsResponse(BaseModel):
@@ -118,12 +120,15 @@ def eta_seconds(run: StoredRun, now: datetime | None = None) -> float | None:
     return max(0.0, elapsed * (1 - run.progress) / run.progress)
 
 
-def describe(runs: Runs, run: StoredRun, with_metrics: bool) -> RunModel:
+def describe(
+    runs: Runs, run: StoredRun, with_metrics: bool, learner: str | None = None
+) -> RunModel:
     return RunModel(
         **run.to_dict(),
         position=runs.runner.position(run.id) if not run.is_final else None,
         eta_seconds=eta_seconds(run),
         metrics=runs.store.metrics(run.id) if with_metrics else {},
+        mine=learner is not None and run.owner == learner,
     )
 
 
@@ -143,7 +148,8 @@ def create_run(body: RunRequest, request: Request) -> RunCreated:
     """Validate and queue a run. 422 names a bad config field and its bound; 429 when the queue
     is full (``Retry-After`` says when to try again)."""
     runs = runs_of(request)
-    run_id = runs.runner.submit(body.task, body.config, body.resume_from)
+    owner = learner_of(request)
+    run_id = runs.runner.submit(body.task, body.config, body.resume_from, owner=owner)
     return RunCreated(id=run_id, status=runs.store.get(run_id).status)
 
 
@@ -156,14 +162,15 @@ def list_runs(
     """Runs, newest first (at most ``runs_max_listed``)."""
     runs = runs_of(request)
     listed = runs.store.list(limit=settings.runs_max_listed)
-    return RunsResponse(runs=[describe(runs, run, metrics) for run in listed])
+    learner = learner_of(request)
+    return RunsResponse(runs=[describe(runs, run, metrics, learner) for run in listed])
 
 
 @router.get("/api/runs/{run_id}", responses=NO_RUN)
 def get_run(run_id: str, request: Request) -> RunModel:
     """One run with every metric logged so far."""
     runs = runs_of(request)
-    return describe(runs, stored_run(runs, run_id), with_metrics=True)
+    return describe(runs, stored_run(runs, run_id), True, learner_of(request))
 
 
 @router.post("/api/runs/{run_id}/cancel", responses=NO_RUN)
