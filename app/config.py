@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # Runs training at once (0: one per CPU), runs waiting in line, and wall time per run.
     runs_max_concurrent: int = Field(default=0, ge=0, le=256)
     runs_max_queue: int = Field(default=16, ge=0, le=10_000)
+    # One learner's fair share (issue 16): runs queued or running at once, so one learner cannot
+    # fill the queue for the class (a 429 naming this setting past it).
+    runs_max_per_learner: int = Field(default=6, ge=1, le=10_000)
     runs_max_seconds: float = Field(default=600.0, gt=0, description="wall time per run")
     # Torch threads inside each run's worker process: one keeps N runs from fighting over cores.
     runs_torch_threads: int = Field(default=1, ge=1, le=64)

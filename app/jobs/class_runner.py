@@ -169,6 +169,7 @@ class CeleryRunner(Runner):
         self.store = store
         self.artifacts = artifacts
         self.max_queue = settings.runs_max_queue
+        self.max_per_learner = settings.runs_max_per_learner
         self.celery = celery or make_celery(settings)
         self.sweeper = Sweeper(store, self.celery, settings)
         if sweep:
@@ -183,7 +184,12 @@ class CeleryRunner(Runner):
     ) -> str:
         sub = prepare(self.store, self.artifacts, task, config, resume_from)
         run = self.store.create(
-            task, sub.config, resume_from, max_queued=self.max_queue, owner=owner
+            task,
+            sub.config,
+            resume_from,
+            max_queued=self.max_queue,
+            owner=owner,
+            max_per_owner=self.max_per_learner,
         )
         self.sweeper.send(run.id)
         return run.id

@@ -251,6 +251,7 @@ class LocalRunner(Runner):
         *,
         max_concurrent: int | None = None,
         max_queue: int = 16,
+        max_per_learner: int | None = None,
         time_limit_s: float = 600.0,
         recover: bool = True,
         poll_s: float = 0.05,
@@ -262,6 +263,8 @@ class LocalRunner(Runner):
         self.artifacts = DirArtifacts(self.data_dir)
         self.max_concurrent = max(1, max_concurrent or os.cpu_count() or 1)
         self.max_queue = max(0, max_queue)
+        # Runs one learner may have queued or running at once (None: no bound of its own).
+        self.max_per_learner = max_per_learner
         self.time_limit_s = time_limit_s
         self._poll_s = poll_s
         self.threads_per_run = max(1, threads_per_run)
@@ -308,7 +311,9 @@ class LocalRunner(Runner):
             waiting = max(0, len(self._queue) - free)
             if waiting >= self.max_queue and len(self._queue) >= free:
                 raise QueueFull(self.max_queue)
-            run = self.store.create(task, sub.config, resume_from, owner=owner)
+            run = self.store.create(
+                task, sub.config, resume_from, owner=owner, max_per_owner=self.max_per_learner
+            )
             self._queue.append(_Pending(run.id, sub.task, sub.config, resume_path))
         self._wake.set()
         return run.id

@@ -303,10 +303,27 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class QueueFull(RuntimeError):
-    """The queue already holds ``limit`` waiting runs."""
+    """The queue already holds ``limit`` waiting runs (``setting`` names the bound)."""
+
+    setting = "runs_max_queue"
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"the run queue is full ({limit} runs waiting); try again later")
+        self.limit = limit
+
+
+class LearnerRunsFull(QueueFull):
+    """One learner already has ``limit`` runs queued or running: their fair share of the queue."""
+
+    setting = "runs_max_per_learner"
+
+    def __init__(self, limit: int) -> None:
+        RuntimeError.__init__(
+            self,
+            f"you already have {limit} runs queued or running, the most one learner may have "
+            f"(setting runs_max_per_learner = {limit}): wait for one to finish, or cancel one, "
+            "then try again",
+        )
         self.limit = limit
 
 
@@ -416,10 +433,12 @@ class RunStore:
         *,
         max_queued: int | None = None,
         owner: str | None = None,
+        max_per_owner: int | None = None,
     ) -> Run:
         """A new ``queued`` run of ``owner`` (a learner id, or None). With ``max_queued``,
-        ``QueueFull`` when that many runs already wait, counted in the store (every web process of
-        a deployment shares the bound)."""
+        ``QueueFull`` when that many runs already wait; with ``max_per_owner``,
+        ``LearnerRunsFull`` when the owner already has that many queued or running. Both are
+        counted in the store (every web process of a deployment shares the bounds)."""
         row = RunRow(
             id=secrets.token_hex(6),
             task=task,
@@ -433,9 +452,18 @@ class RunStore:
             owner=owner,
         )
         with self._queue_lock, self._session() as session, session.begin():
+            counted = max_queued is not None or (max_per_owner is not None and owner is not None)
+            if counted and self.is_postgresql:
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _QUEUE_LOCK})
+            if max_per_owner is not None and owner is not None:
+                mine = session.scalar(
+                    select(func.count())
+                    .select_from(RunRow)
+                    .where(RunRow.owner == owner, RunRow.status.in_([QUEUED, RUNNING]))
+                )
+                if int(mine or 0) >= max_per_owner:
+                    raise LearnerRunsFull(max_per_owner)
             if max_queued is not None:
-                if self.is_postgresql:
-                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _QUEUE_LOCK})
                 waiting = session.scalar(
                     select(func.count()).select_from(RunRow).where(RunRow.status == QUEUED)
                 )

@@ -222,7 +222,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueueFull)
     async def queue_full(request: Request, exc: QueueFull) -> Response:
-        extra = {"limit": "runs_max_queue"}
+        extra = {"limit": exc.setting}
         return error_response(request, 429, str(exc), extra, headers={"Retry-After": "10"})
 
     @app.exception_handler(RunNotFound)

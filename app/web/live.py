@@ -607,6 +607,7 @@ def start_runs(settings: Settings) -> Runs:
             data_dir,
             max_concurrent=settings.runs_max_concurrent or None,
             max_queue=settings.runs_max_queue,
+            max_per_learner=settings.runs_max_per_learner,
             time_limit_s=settings.runs_max_seconds,
             threads_per_run=settings.runs_torch_threads,
             on_change=events.publish,

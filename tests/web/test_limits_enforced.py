@@ -255,6 +255,22 @@ def case_runs_max_queue(make: Make) -> None:
         c.post(f"/api/runs/{run_id}/cancel")
 
 
+def case_runs_max_per_learner(make: Make) -> None:
+    c = make(runs_max_concurrent=1, runs_max_per_learner=2)
+    sleepy = {"task": "test-sleepy", "config": {"steps": 100_000}}
+    ids = [c.post("/api/runs", json=sleepy).json()["id"] for _ in range(2)]
+    try:
+        body = refused(c.post("/api/runs", json=sleepy), "runs_max_per_learner", 429)
+        assert body["limit"] == "runs_max_per_learner"
+        c.cookies.clear()  # another learner: their share is their own
+        other = c.post("/api/runs", json=sleepy)
+        assert other.status_code == 202, other.text
+        ids.append(other.json()["id"])
+    finally:
+        for run_id in ids:
+            c.post(f"/api/runs/{run_id}/cancel")
+
+
 def case_tracking_max_runs(make: Make) -> None:
     c = make(tracking_max_runs=2)
     refused(view(c, "tracking", runs="a,b,c"), "tracking_max_runs")
@@ -506,8 +522,9 @@ def test_every_listed_limit_is_tested_or_exempt(default_client: TestClient) -> N
         "untested": sorted(listed - set(covered)),
         "not a limit": sorted(set(covered) - listed),
     }
-    # issue 13 added eight program_ limits (limits_programs.py), issue 15 runs_max_attempts
-    assert len(listed) == 76
+    # issue 13 added eight program_ limits (limits_programs.py), issue 15 runs_max_attempts,
+    # issue 16 runs_max_per_learner
+    assert len(listed) == 77
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))

@@ -187,6 +187,38 @@ def test_a_full_queue_answers_429_with_retry_after(make_client: Callable[..., Te
     assert len(client.get("/api/runs").json()["runs"]) == 2  # nothing half-made
 
 
+def test_a_learners_seventh_run_is_a_429_naming_their_share(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Issue 16's fair share: six runs queued or running per learner (runs_max_per_learner), so
+    one learner cannot fill the queue for the class; another learner is still served."""
+    client = make_client(runs_max_concurrent=1)
+    sleepy = {"task": "test-sleepy", "config": {"steps": 100_000}}
+    ids = [client.post("/api/runs", json=sleepy).json()["id"] for _ in range(6)]
+    try:
+        statuses = [client.get(f"/api/runs/{i}").json()["status"] for i in ids]
+        assert set(statuses) <= {"queued", "running"}
+        seventh = client.post("/api/runs", json=sleepy)
+        assert seventh.status_code == 429
+        assert seventh.json()["limit"] == "runs_max_per_learner"
+        assert "6 runs queued or running" in seventh.json()["detail"]
+        assert int(seventh.headers["Retry-After"]) > 0
+        assert len(client.get("/api/runs").json()["runs"]) == 6  # nothing was stored
+
+        client.post(f"/api/runs/{ids.pop()}/cancel")  # a place of their own again
+        again = client.post("/api/runs", json=sleepy)
+        assert again.status_code == 202, again.text
+        ids.append(again.json()["id"])
+
+        client.cookies.clear()  # another learner
+        other = client.post("/api/runs", json=sleepy)
+        assert other.status_code == 202, other.text
+        ids.append(other.json()["id"])
+    finally:
+        for run_id in ids:
+            client.post(f"/api/runs/{run_id}/cancel")
+
+
 @pytest.mark.parametrize(
     ("body", "field", "words"),
     [
