@@ -19,7 +19,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -246,12 +245,6 @@ class ClassDeployment:
 
     def __exit__(self, *_: Any) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running(**kwargs: Any) -> Iterator[ClassDeployment]:
-    with ClassDeployment(**kwargs) as deployment:
-        yield deployment
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -168,15 +168,6 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._accept, name="pg-proxy", daemon=True)
         self._thread.start()
 
-    @property
-    def is_cut(self) -> bool:
-        return self._cut
-
-    @property
-    def open_connections(self) -> int:
-        with self._lock:
-            return len(self._pairs)
-
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:

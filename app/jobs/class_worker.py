@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import itertools
 import logging
 import os
 import socket
@@ -65,7 +66,7 @@ def retrying(fn: Callable[[], T], give_up_after_s: float, what: str) -> T:
     """``fn()``, tried again while the store refuses it (a restart, a dropped connection), for at
     most ``give_up_after_s``; the last error is raised after that."""
     deadline = time.monotonic() + give_up_after_s
-    for attempt in range(1_000_000):
+    for attempt in itertools.count():
         try:
             return fn()
         except st.RunLost:
@@ -76,7 +77,7 @@ def retrying(fn: Callable[[], T], give_up_after_s: float, what: str) -> T:
             pause = RETRY_PAUSE_S[min(attempt, len(RETRY_PAUSE_S) - 1)]
             log.warning("%s failed (%s: %s); retrying", what, type(exc).__name__, exc)
             time.sleep(pause)
-    raise AssertionError("unreachable")
+    raise AssertionError("itertools.count() never ends")
 
 
 class MetricWriter:
