@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     # fill the queue for the class (a 429 naming this setting past it).
     runs_max_per_learner: int = Field(default=6, ge=1, le=10_000)
     runs_max_seconds: float = Field(default=600.0, gt=0, description="wall time per run")
+    # What one learner may keep (issue 16): a run is refused (413, naming this setting) while the
+    # learner's finished runs keep this many bytes of files and metrics; they delete some first.
+    runs_max_bytes_per_learner: int = Field(default=500 * 1024 * 1024, ge=1024)
+    # Retention: finished runs older than this many days are deleted with every file (0: never),
+    # and so is each learner's finished run beyond their newest runs_kept_per_learner. A run
+    # still followed live, or one a queued or running run resumes from, is kept until it is not.
+    runs_retention_days: float = Field(default=30.0, ge=0, le=36_500)
+    runs_kept_per_learner: int = Field(default=100, ge=1, le=100_000)
+    runs_retention_interval_seconds: float = Field(default=3600.0, ge=1, le=7 * 24 * 3600)
     # Torch threads inside each run's worker process: one keeps N runs from fighting over cores.
     runs_torch_threads: int = Field(default=1, ge=1, le=64)
     # Runs listed by GET /api/runs and /runs, newest first.
@@ -113,6 +122,17 @@ class Settings(BaseSettings):
     store_retry_seconds: float = Field(default=60.0, gt=0)
     # Seconds a client is told to wait (Retry-After) while the store cannot be reached.
     store_retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+
+    # Classes and identity (issue 16): each a 429 naming the setting past it. Join attempts are
+    # counted per learner and per client address, so class codes cannot be guessed at speed.
+    classes_max_joins_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # ... and from one client address, whoever the learner: a school behind one address joins a
+    # whole class in a minute, while one guesser tries 1 in 7e9 of the codes an hour.
+    classes_max_joins_per_minute_per_address: int = Field(default=120, ge=1, le=100_000)
+    classes_max_per_teacher: int = Field(default=20, ge=1, le=10_000)
+    identity_max_links_per_minute: int = Field(default=5, ge=1, le=10_000)
+    # Programs one learner may run per minute (the tensors, autograd and playground pages).
+    program_max_per_minute: int = Field(default=240, ge=1, le=100_000)
 
     # Runs overlaid on one chart of the Tracking lesson.
     tracking_max_runs: int = Field(default=8, ge=1, le=50)

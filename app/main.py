@@ -13,6 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings, get_settings
+from app.jobs.retention import Retention
 from app.lessons.images import guard_pixels
 from app.lessons.runtime import configure_torch
 from app.web import admission
@@ -25,8 +26,10 @@ from app.web.errors import (
 )
 from app.web.identity import LearnerIdentity
 from app.web.live import start_runs
+from app.web.rates import Rates
 from app.web.routes import (
     api,
+    classes,
     docs,
     images,
     me,
@@ -196,12 +199,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             programs.warm_sandbox(settings)
         pictures.warm(settings)  # picture workers (CNN, Transforms) start in the background
         app.state.runs = start_runs(settings)
+        # Deletes expired runs now and every runs_retention_interval_seconds (app.jobs.retention).
+        retention = Retention(app.state.runs, settings)
+        retention.start()
         warmer = pages.LessonWarmer(settings, app.state.runs) if settings.warm_lessons else None
         try:
             yield
         finally:
             if warmer is not None:
                 warmer.stop()
+            retention.stop()
+            app.state.rates.close()
             app.state.runs.close()  # unfinished runs become "interrupted"; none stay "running"
             app.state.program_gate.close()
             app.state.picture_gate.close()
@@ -218,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Blocking work waits in these gates' own threads, never in the pool that renders pages.
     app.state.program_gate = admission.gate_for(settings, "program")
     app.state.picture_gate = admission.gate_for(settings, "picture")
+    app.state.rates = Rates(settings)
     app.state.assets = load_assets()
     app.state.templates = make_templates(app.state.assets)
     install_error_handlers(app)
@@ -229,6 +238,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(run_pages.router)
     app.include_router(me.router)
+    app.include_router(classes.router)
     app.include_router(playground.router)
     app.include_router(pages.router)
     app.include_router(static.router)

@@ -94,6 +94,7 @@ SHARED: dict[str, set[str]] = {
     "app/web/views": {"__init__", "base"},
     "static/js": {
         "app",
+        "classes",
         "dom",
         "follow",
         "frames",
@@ -142,10 +143,20 @@ LESSON_TAGS = {
     "checkpoints": "saving_loading",
 }
 # Where the routes of no one lesson are defined: meta, the lesson pages and their JSON twin, the
-# sample pictures, the runs, the learner (/me).
+# sample pictures, the runs, the learner (/me), the classes.
 SHARED_ROUTES = {
     f"app.web.routes.{name}"
-    for name in ("api", "images", "me", "notebook", "pages", "playground", "runs", "run_pages")
+    for name in (
+        "api",
+        "classes",
+        "images",
+        "me",
+        "notebook",
+        "pages",
+        "playground",
+        "runs",
+        "run_pages",
+    )
 }
 
 

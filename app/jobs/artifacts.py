@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 import zipfile
 from abc import ABC, abstractmethod
@@ -67,6 +68,14 @@ class Artifacts(ABC):
     def tensorboard_zip(self, run_id: str) -> bytes:
         return zip_event_files(self.event_files(run_id), run_id)
 
+    @abstractmethod
+    def size(self, run_id: str) -> int:
+        """Bytes the run's files take."""
+
+    @abstractmethod
+    def remove(self, run_id: str) -> None:
+        """Delete every file of the run kept on this host (after the store forgot the run)."""
+
 
 class DirArtifacts(Artifacts):
     """Files in ``<data dir>/runs/<id>/``, as the local runner's workers write them."""
@@ -96,6 +105,19 @@ class DirArtifacts(Artifacts):
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
         return read_summary(self.folder(run_id))
+
+    def size(self, run_id: str) -> int:
+        """Every file under the run's folder; one written or moved away meanwhile (a running
+        run's worker saves through a temporary folder) is skipped, never an error."""
+        total = 0
+        for root, _dirs, names in os.walk(self.folder(run_id)):
+            for name in names:
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+        return total
+
+    def remove(self, run_id: str) -> None:
+        shutil.rmtree(self.folder(run_id), ignore_errors=True)
 
 
 class StoredArtifacts(Artifacts):
@@ -149,3 +171,9 @@ class StoredArtifacts(Artifacts):
 
     def summary(self, run_id: str) -> dict[str, Any] | None:
         return parse_summary(self.store.get_artifact(run_id, SUMMARY_FILE))
+
+    def size(self, run_id: str) -> int:
+        return self.store.artifact_bytes(run_id)
+
+    def remove(self, run_id: str) -> None:
+        shutil.rmtree(self.cache_dir / run_id, ignore_errors=True)

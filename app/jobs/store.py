@@ -15,6 +15,10 @@ Learners (issue 16): each run records the learner who launched it (``owner``; ru
 belong to nobody), ``learners`` holds their display names, ``learner_links`` the one-time links
 that carry an identity to another browser (only the token's SHA-256 is kept), and ``meta`` the
 secrets every process of a deployment must share, such as the key that signs learner cookies.
+``classes`` and ``class_members`` hold the classes a teacher made and who is in each: a teacher
+sees (and may cancel or delete) the runs a member launched while in the class. ``stored_bytes``
+is what a finished run keeps (files and metrics), counted once it is final, for the per-learner
+quota and the class page's space used.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -98,6 +103,8 @@ class RunRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The learner who launched it (issue 16); None for runs made before learners existed.
     owner: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Bytes it keeps (artefacts and metrics), counted once it is final; None until then.
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class MetricRow(Base):
@@ -154,6 +161,79 @@ class LearnerLinkRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ClassRow(Base):
+    """A class a teacher made: learners join it with ``code``; ``teacher_key_hash`` is the
+    SHA-256 of the private teacher link's token (the store never holds a link that works)."""
+
+    __tablename__ = "classes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    teacher_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MemberRow(Base):
+    """One learner in one class, as a ``teacher`` or a ``learner``, since ``joined_at``."""
+
+    __tablename__ = "class_members"
+
+    class_id: Mapped[str] = mapped_column(ForeignKey("classes.id"), primary_key=True)
+    learner: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+TEACHER = "teacher"
+LEARNER = "learner"
+# A join code: 8 characters a teacher can read out loud and a learner can type on a phone (no
+# 0/O, 1/I/L): 31**8, about 2**40 codes, and guessing them is rate-limited by the web layer.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_CHARS = 8
+
+
+def normal_code(text: str) -> str:
+    """A join code as typed (any case, with spaces or a dash) in its stored form."""
+    return "".join(ch for ch in text.upper() if ch.isalnum())[: CODE_CHARS * 2]
+
+
+def shown_code(code: str) -> str:
+    """``ABCD2345`` as people read it: ``ABCD-2345``."""
+    return f"{code[:4]}-{code[4:]}" if len(code) == CODE_CHARS else code
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: str
+    name: str
+    code: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: ClassRow) -> ClassInfo:
+        created = _aware(row.created_at)
+        assert created is not None
+        return cls(id=row.id, name=row.name, code=row.code, created_at=created)
+
+
+@dataclass(frozen=True)
+class Member:
+    learner: str
+    name: str | None
+    role: str
+    joined_at: datetime
+
+
+class ClassNotFound(KeyError):
+    """No class has this id (or join code, or teacher link)."""
+
+
+class RunBusy(RuntimeError):
+    """A run that cannot be deleted now: it is still queued or running, or a run that is resumes
+    from its checkpoint."""
+
+
 # Columns added since the first release, with the DDL type that adds each to an existing table.
 _ADDED_COLUMNS = {
     "runs": {
@@ -162,6 +242,7 @@ _ADDED_COLUMNS = {
         "heartbeat_at": "TIMESTAMP WITH TIME ZONE",
         "attempts": "INTEGER DEFAULT 0",
         "owner": "VARCHAR(32)",
+        "stored_bytes": "BIGINT",
     },
     "metrics": {"logged_at": "FLOAT"},
 }
@@ -280,6 +361,12 @@ class RunLost(RuntimeError):
         now = f"held by {holder}" if holder else "held by no worker"
         super().__init__(f"run {run_id} is no longer held by {worker} (it is {now})")
         self.run_id = run_id
+
+
+def new_run_id() -> str:
+    """128 random bits as 32 hex characters: a run's link is its only key to read it, so it must
+    be unguessable (runs made before issue 16 have 48-bit ids, and keep them)."""
+    return secrets.token_hex(16)
 
 
 def run_dir(data_dir: Path, run_id: str) -> Path:
@@ -440,7 +527,7 @@ class RunStore:
         ``LearnerRunsFull`` when the owner already has that many queued or running. Both are
         counted in the store (every web process of a deployment shares the bounds)."""
         row = RunRow(
-            id=secrets.token_hex(6),
+            id=new_run_id(),
             task=task,
             config=dict(config),
             status=QUEUED,
@@ -719,6 +806,12 @@ class RunStore:
         assert written is not None
         return int(row[0] or 0), written
 
+    def artifact_bytes(self, run_id: str) -> int:
+        """Bytes of every file the run keeps in the store."""
+        stmt = select(func.sum(func.length(ArtifactRow.data))).where(ArtifactRow.run_id == run_id)
+        with self._session() as session:
+            return int(session.scalar(stmt) or 0)
+
     def artifact_names(self, run_id: str, prefix: str = "") -> builtins.list[str]:
         stmt = (
             select(ArtifactRow.name)
@@ -834,6 +927,269 @@ class RunStore:
         if expires is None or expires <= now:
             raise LinkRefused("expired")
         return row.learner
+
+    # -- who sees which runs ------------------------------------------------------------------
+
+    def _taught(self, teacher: str) -> Any:
+        """A condition on runs: launched by a member of a class ``teacher`` teaches, while a
+        member (the teacher's own runs in the class count too)."""
+        mine = select(MemberRow.class_id).where(
+            MemberRow.learner == teacher, MemberRow.role == TEACHER
+        )
+        return (
+            select(MemberRow.learner)
+            .where(
+                MemberRow.class_id.in_(mine),
+                MemberRow.learner == RunRow.owner,
+                MemberRow.joined_at <= RunRow.created_at,
+            )
+            .exists()
+        )
+
+    def visible(
+        self, learner: str, *, earlier: bool = False, limit: int | None = None
+    ) -> builtins.list[Run]:
+        """The runs ``learner`` sees in lists, newest first: their own, those of the classes they
+        teach, and with ``earlier`` the runs made before learners existed (owner None)."""
+        seen = or_(RunRow.owner == learner, self._taught(learner))
+        if earlier:
+            seen = or_(seen, RunRow.owner.is_(None))
+        stmt = select(RunRow).where(seen).order_by(RunRow.created_at.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._session() as session:
+            return [Run.from_row(row) for row in session.scalars(stmt)]
+
+    def teaches(self, teacher: str, run: Run) -> bool:
+        """Whether ``teacher`` teaches a class ``run``'s owner was in when they launched it."""
+        if run.owner is None:
+            return False
+        stmt = select(RunRow.id).where(RunRow.id == run.id, self._taught(teacher))
+        with self._session() as session:
+            return session.scalar(stmt) is not None
+
+    # -- classes ------------------------------------------------------------------------------
+
+    def create_class(self, name: str, teacher: str) -> tuple[ClassInfo, str]:
+        """A new class taught by ``teacher``, with a fresh join code; returns it and the token of
+        its teacher link (128 random bits; only its SHA-256 is kept)."""
+        token = secrets.token_urlsafe(16)
+        for _ in range(20):  # a code already taken (one in a billion per class) draws again
+            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_CHARS))
+            now = self._now()
+            row = ClassRow(
+                id=secrets.token_hex(16),
+                name=name,
+                code=code,
+                teacher_key_hash=link_hash(token),
+                created_at=now,
+            )
+            try:
+                with self._session() as session, session.begin():
+                    session.add(row)
+                    session.flush()
+                    session.add(
+                        MemberRow(class_id=row.id, learner=teacher, role=TEACHER, joined_at=now)
+                    )
+            except IntegrityError:
+                continue
+            return ClassInfo.from_row(row), token
+        raise RuntimeError("could not draw a free join code")  # pragma: no cover
+
+    def get_class(self, class_id: str) -> ClassInfo:
+        with self._session() as session:
+            row = session.get(ClassRow, class_id)
+            if row is None:
+                raise ClassNotFound(class_id)
+            return ClassInfo.from_row(row)
+
+    def class_by_code(self, code: str) -> ClassInfo:
+        """The class whose join code this is (typed in any case, with or without its dash)."""
+        stmt = select(ClassRow).where(ClassRow.code == normal_code(code))
+        with self._session() as session:
+            row = session.scalar(stmt)
+            if row is None:
+                raise ClassNotFound(code)
+            return ClassInfo.from_row(row)
+
+    def class_by_teacher_token(self, token: str) -> ClassInfo:
+        """The class whose private teacher link carries ``token``."""
+        stmt = select(ClassRow).where(ClassRow.teacher_key_hash == link_hash(token))
+        with self._session() as session:
+            row = session.scalar(stmt)
+            if row is None:
+                raise ClassNotFound("teacher link")
+            return ClassInfo.from_row(row)
+
+    def join_class(self, class_id: str, learner: str, role: str = LEARNER) -> str:
+        """Put ``learner`` in the class (a teacher stays a teacher; a learner becomes one when
+        ``role`` is teacher). Returns their role afterwards."""
+        if role not in (TEACHER, LEARNER):
+            raise ValueError(f"role is {TEACHER!r} or {LEARNER!r}, not {role!r}")
+        self.get_class(class_id)
+        for _ in range(3):
+            with self._session() as session, session.begin():
+                row = session.get(MemberRow, (class_id, learner))
+                if row is not None:
+                    if role == TEACHER and row.role != TEACHER:
+                        row.role = TEACHER
+                    return row.role
+            try:
+                with self._session() as session, session.begin():
+                    session.add(
+                        MemberRow(
+                            class_id=class_id, learner=learner, role=role, joined_at=self._now()
+                        )
+                    )
+                return role
+            except IntegrityError:  # the same learner joined from another tab at this moment
+                continue
+        return role  # pragma: no cover
+
+    def leave_class(self, class_id: str, learner: str) -> bool:
+        """Take ``learner`` out of the class; its teacher no longer sees their runs."""
+        stmt = delete(MemberRow).where(MemberRow.class_id == class_id, MemberRow.learner == learner)
+        with self._session() as session, session.begin():
+            return bool(getattr(session.execute(stmt), "rowcount", 0))
+
+    def role_in(self, class_id: str, learner: str) -> str | None:
+        """``teacher``, ``learner``, or None when ``learner`` is not in the class."""
+        stmt = select(MemberRow.role).where(
+            MemberRow.class_id == class_id, MemberRow.learner == learner
+        )
+        with self._session() as session:
+            return session.scalar(stmt)
+
+    def classes_of(self, learner: str) -> builtins.list[tuple[ClassInfo, str]]:
+        """Every class ``learner`` is in, with their role, newest class first."""
+        stmt = (
+            select(ClassRow, MemberRow.role)
+            .join(MemberRow, MemberRow.class_id == ClassRow.id)
+            .where(MemberRow.learner == learner)
+            .order_by(ClassRow.created_at.desc())
+        )
+        with self._session() as session:
+            return [(ClassInfo.from_row(row), role) for row, role in session.execute(stmt)]
+
+    def members(self, class_id: str) -> builtins.list[Member]:
+        """Who is in the class, with their display names, teachers first, then by joining."""
+        stmt = (
+            select(MemberRow.learner, LearnerRow.name, MemberRow.role, MemberRow.joined_at)
+            .outerjoin(LearnerRow, LearnerRow.id == MemberRow.learner)
+            .where(MemberRow.class_id == class_id)
+            .order_by((MemberRow.role == TEACHER).desc(), MemberRow.joined_at)
+        )
+        with self._session() as session:
+            return [
+                Member(learner=learner, name=name, role=role, joined_at=_aware(joined) or joined)
+                for learner, name, role, joined in session.execute(stmt)
+            ]
+
+    def class_runs(self, class_id: str, limit: int | None = None) -> builtins.list[Run]:
+        """Every run a member launched while in the class, newest first."""
+        member = (
+            select(MemberRow.learner)
+            .where(
+                MemberRow.class_id == class_id,
+                MemberRow.learner == RunRow.owner,
+                MemberRow.joined_at <= RunRow.created_at,
+            )
+            .exists()
+        )
+        stmt = select(RunRow).where(member).order_by(RunRow.created_at.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._session() as session:
+            return [Run.from_row(row) for row in session.scalars(stmt)]
+
+    def learner_names(self, learners: Iterable[str]) -> dict[str, str]:
+        """``{learner: display name}`` for those of ``learners`` who gave one."""
+        ids = builtins.list(set(learners))
+        if not ids:
+            return {}
+        stmt = select(LearnerRow.id, LearnerRow.name).where(
+            LearnerRow.id.in_(ids), LearnerRow.name.is_not(None)
+        )
+        with self._session() as session:
+            return {learner: name for learner, name in session.execute(stmt) if name}
+
+    # -- what runs keep, and deleting them ------------------------------------------------------
+
+    def metric_count(self, run_id: str) -> int:
+        stmt = select(func.count()).select_from(MetricRow).where(MetricRow.run_id == run_id)
+        with self._session() as session:
+            return int(session.scalar(stmt) or 0)
+
+    def set_stored_bytes(self, run_id: str, size: int) -> None:
+        """Record what a final run keeps (it no longer grows)."""
+        self._update(run_id, where=RunRow.status.in_(FINAL_STATUSES), stored_bytes=int(size))
+
+    def stored_bytes(self, run_ids: Iterable[str]) -> dict[str, int | None]:
+        """``{run_id: bytes it keeps}``, None where it is not counted yet."""
+        ids = builtins.list(run_ids)
+        if not ids:
+            return {}
+        stmt = select(RunRow.id, RunRow.stored_bytes).where(RunRow.id.in_(ids))
+        with self._session() as session:
+            return {run_id: size for run_id, size in session.execute(stmt)}
+
+    def owned(self, owner: str) -> builtins.list[Run]:
+        """Every run of ``owner``, newest first (no limit: the quota counts them all)."""
+        stmt = select(RunRow).where(RunRow.owner == owner).order_by(RunRow.created_at.desc())
+        with self._session() as session:
+            return [Run.from_row(row) for row in session.scalars(stmt)]
+
+    def resumed_by_unfinished(self, run_id: str) -> str | None:
+        """A queued or running run that resumes from ``run_id``'s checkpoint, if any."""
+        stmt = select(RunRow.id).where(
+            RunRow.resume_from == run_id, RunRow.status.in_([QUEUED, RUNNING])
+        )
+        with self._session() as session:
+            return session.scalars(stmt).first()
+
+    def delete_run(self, run_id: str) -> Run:
+        """Delete a final run with its metrics and stored artefacts (files in a data dir are the
+        caller's). ``RunBusy`` while it is queued or running, or while a run that is resumes
+        from it; returns the run as it was."""
+        run = self.get(run_id)
+        if not run.is_final:
+            raise RunBusy(f"run {run_id} is {run.status}: cancel it first, then delete it")
+        with self._session() as session, session.begin():
+            resuming = session.scalars(
+                select(RunRow.id)
+                .where(RunRow.resume_from == run_id, RunRow.status.in_([QUEUED, RUNNING]))
+                .with_for_update()
+            ).first()
+            if resuming is not None:
+                raise RunBusy(
+                    f"run {resuming} is resuming from run {run_id}'s checkpoint: delete it once "
+                    "that run has finished"
+                )
+            session.execute(delete(MetricRow).where(MetricRow.run_id == run_id))
+            session.execute(delete(ArtifactRow).where(ArtifactRow.run_id == run_id))
+            gone = session.execute(
+                delete(RunRow).where(RunRow.id == run_id, RunRow.status.in_(FINAL_STATUSES))
+            )
+            if not int(getattr(gone, "rowcount", 0) or 0):
+                raise RunNotFound(run_id)
+            self._notify(session, run_id)
+        return run
+
+    def expired(self, before: datetime) -> builtins.list[str]:
+        """Final runs created before ``before``, oldest first: what retention deletes."""
+        stmt = (
+            select(RunRow.id)
+            .where(RunRow.status.in_(FINAL_STATUSES), RunRow.created_at < before)
+            .order_by(RunRow.created_at)
+        )
+        with self._session() as session:
+            return builtins.list(session.scalars(stmt))
+
+    def owners(self) -> builtins.list[str]:
+        """Every learner who owns a run."""
+        stmt = select(RunRow.owner).where(RunRow.owner.is_not(None)).distinct()
+        with self._session() as session:
+            return [owner for owner in session.scalars(stmt) if owner]
 
     # -- metrics ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from app.lessons.errors import LessonInputError
 from app.lessons.images import png_data_url
+from app.lessons.tracking import short_id
 
 HELD_OUT_SEED = 0  # the split every digits task of this app holds out by default: 359 digits
 TOP_IMAGES = 6  # "what the channel responds to": the held-out digits that excite it most
@@ -498,7 +499,7 @@ def seed_note(task: str, config: dict[str, Any]) -> str | None:
 def describe_runs(runs: Sequence[Any]) -> list[dict[str, str]]:
     """Finished runs with conv layers, as the model picker lists them."""
     return [
-        {"id": run.id, "label": f"run {run.id} · {run.task}"}
+        {"id": run.id, "label": f"run {short_id(run.id)} · {run.task}"}
         for run in runs
         if run.task in RUN_TASKS and run.status == "completed"
     ]

@@ -28,6 +28,7 @@ from app.jobs.classifier import DIGITS, DigitsCNN, DigitsConfig, digits_split, s
 from app.jobs.safe_load import CheckpointError, CheckpointLimits
 from app.jobs.tasks import ConfigError, Task, TrainResult
 from app.lessons.errors import LessonInputError
+from app.lessons.tracking import short_id
 
 # A gentle rate and big batches: at the checkpoint (epoch 4) the model is still learning, so
 # what the momentum buffers carry is visible when a resume throws them away. At the app's
@@ -337,7 +338,7 @@ def describe_run(record: RunRecord) -> dict[str, Any]:
     epochs = [int(v) for v in _values(record.metrics, "epoch")]
     how = continuation(record)
     span = f"epochs {epochs[0]}–{epochs[-1]}" if epochs else "no epoch yet"
-    label = f"{record.id} · {span}"
+    label = f"{short_id(record.id)} · {span}"
     if how is not None:  # short: a legend on a phone does not wrap
         label += " · + optimizer state" if how == "with" else " · fresh optimizer"
     accuracy = _values(record.metrics, "val_accuracy")

@@ -183,9 +183,19 @@ def _example_run(rate: float) -> TrackedRun:
     )
 
 
+# Characters of a run id that name it in legends, tables and titles: 128-bit ids are 32 characters,
+# too wide for a phone; the full id stays in links, tooltips and the JSON.
+SHORT_ID_CHARS = 8
+
+
+def short_id(run_id: str) -> str:
+    """A run's id as legends and tables show it (its first characters)."""
+    return run_id[:SHORT_ID_CHARS]
+
+
 def run_label(run_id: str, config: dict[str, Any]) -> str:
-    """Short enough for a legend: the id and what sets the run apart."""
-    parts = [run_id]
+    """Short enough for a legend: the id's first characters and what sets the run apart."""
+    parts = [short_id(run_id)]
     for key in ("stage", "mode"):
         if key in config:
             parts.append(str(config[key]))

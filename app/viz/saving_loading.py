@@ -135,7 +135,7 @@ def chain_figure(runs: Sequence[dict[str, Any]]) -> Figure:
         at = run["first_step"]
         if run["resume_from"] is not None and at is not None and at not in marked:
             marked.add(at)  # two continuations of one checkpoint share its marker
-            shape, label = _marker(at - 0.5, f"checkpoint of {run['resume_from']}")
+            shape, label = _marker(at - 0.5, f"checkpoint of {run['resume_from'][:8]}")
             shapes.append(shape)
             annotations.append(label)
     return figure(

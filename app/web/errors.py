@@ -14,12 +14,15 @@ from sqlalchemy.exc import InterfaceError as DBInterfaceError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.jobs import ConfigError, QueueFull, RunNotFound
+from app.jobs.retention import StorageFull
 from app.jobs.safe_load import CheckpointError
+from app.jobs.store import ClassNotFound, RunBusy
 from app.jobs.tracking import ArtifactMissing
 from app.lessons.errors import LessonError
 from app.lessons.images import ImageTooLarge, UnsupportedImage
 from app.sandbox import SandboxRefused
 from app.sandbox.isolation import SandboxBusy
+from app.web.access import NotYours
 from app.web.admission import TooBusy
 from app.web.schemas import ERROR_MEANINGS, ApiError
 from app.web.templating import render
@@ -32,6 +35,7 @@ TITLES = {
     404: "Page not found",
     405: "Method not allowed",
     408: "Request too slow",
+    409: "Not now",
     413: "Too large",
     415: "Unsupported file type",
     422: "Cannot do that",
@@ -225,9 +229,29 @@ def install_error_handlers(app: FastAPI) -> None:
         extra = {"limit": exc.setting}
         return error_response(request, 429, str(exc), extra, headers={"Retry-After": "10"})
 
+    @app.exception_handler(StorageFull)
+    async def storage_full(request: Request, exc: StorageFull) -> Response:
+        return error_response(request, 413, str(exc), {"limit": exc.setting})
+
     @app.exception_handler(RunNotFound)
     async def run_not_found(request: Request, exc: RunNotFound) -> Response:
         detail = f"There is no run {exc.args[0]!r}; GET /api/runs lists the runs there are."
+        return error_response(request, 404, detail)
+
+    @app.exception_handler(NotYours)
+    async def not_yours(request: Request, exc: NotYours) -> Response:
+        return error_response(request, 403, str(exc), {"run": exc.run_id, "read_only": True})
+
+    @app.exception_handler(RunBusy)
+    async def run_busy(request: Request, exc: RunBusy) -> Response:
+        return error_response(request, 409, str(exc))
+
+    @app.exception_handler(ClassNotFound)
+    async def class_not_found(request: Request, exc: ClassNotFound) -> Response:
+        detail = (
+            "There is no such class here: check the join code or link with the teacher "
+            "(their class page shows both)."
+        )
         return error_response(request, 404, detail)
 
     @app.exception_handler(ArtifactMissing)

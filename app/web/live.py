@@ -43,7 +43,7 @@ from fastapi.sse import format_sse_event
 from app.config import Settings
 from app.jobs import LocalRunner, Runner, RunStore
 from app.jobs.artifacts import Artifacts, DirArtifacts, StoredArtifacts
-from app.jobs.store import NOTIFY_CHANNEL, MetricEvent, run_dir
+from app.jobs.store import NOTIFY_CHANNEL, MetricEvent, Run, RunNotFound, run_dir
 from app.lessons.tracking import Smoother
 from app.web.admission import TooBusy
 
@@ -53,6 +53,8 @@ log = logging.getLogger("app.streams")
 
 # A feed re-reads the store at least this often, even when no one has told it of news.
 STREAM_POLL_S = 1.0
+# The last status a stream sends for a run deleted while it was followed.
+DELETED = "deleted"
 # ... and at most this often: a run that logs hundreds of metrics a second wakes its streams a
 # few dozen times a second, each time with everything new.
 FEED_MIN_INTERVAL_S = 0.025
@@ -263,7 +265,11 @@ class RunFeed:
         final status include every one of them.
         """
         held = self.hub.runner.position(self.run_id) is not None
-        run = self.hub.store.get(self.run_id)
+        try:
+            run = self.hub.store.get(self.run_id)
+        except RunNotFound:  # deleted while followed: the stream says so and ends
+            empty: tuple[Any, ...] = ()
+            return Snapshot(DELETED, 1.0, True, True, empty, empty, b"")
         fresh = self.hub.store.metrics_since(self.run_id, after)
         encoded = tuple(metric_event(m) for m in fresh)
         return Snapshot(
@@ -348,6 +354,11 @@ class StreamHub:
     def open_streams(self) -> int:
         """Streams open now (admitted and not yet over)."""
         return self._open
+
+    def streams_on(self, run_id: str) -> int:
+        """Streams open now on ``run_id`` (retention keeps a run someone follows)."""
+        with self._lock:
+            return self._per_run.get(run_id, 0)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the streams' own threads: a store read never waits in, nor fills, the
@@ -576,6 +587,14 @@ class Runs:
     def artifacts_dir(self, run_id: str) -> Path:
         """Alone: the run's folder in the data dir, where its worker writes its files."""
         return run_dir(self.data_dir, run_id)
+
+    def delete(self, run_id: str) -> Run:
+        """Forget a final run and delete every file it keeps (``RunBusy`` while it is queued or
+        running, or while a run that is resumes from it). A stream still open on it ends."""
+        run = self.store.delete_run(run_id)
+        self.artifacts.remove(run_id)
+        self.events.publish(run_id)
+        return run
 
     def close(self) -> None:
         self.runner.shutdown()

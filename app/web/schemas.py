@@ -31,9 +31,13 @@ class ApiError(BaseModel):
 # What each error status means across the API, for the OpenAPI ``responses`` of the routes.
 ERROR_MEANINGS: dict[int, str] = {
     400: "the body could not be parsed as its Content-Type says",
-    403: "refused: a change sent by another site's page (cross-site), never served",
+    403: "refused: a change sent by another site's page (cross-site), or a change to another "
+    "learner's run (the detail says whose it is; the run stays readable by its link), or a "
+    "class page of a class the learner is not in",
     404: "there is no such resource (the detail names it)",
     408: "the request's body stopped arriving for body_timeout_seconds",
+    409: "not now: the run is still queued or running, or another run resumes from it (or the "
+    "class's only teacher asked to leave it)",
     413: "the body or upload is over its byte limit (the detail names the setting)",
     415: "the upload is not a picture format the lesson reads",
     422: "a field is invalid or over a limit (the detail names which)",

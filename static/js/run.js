@@ -163,6 +163,7 @@ function showStatus(next) {
   badge.textContent = next;
   badge.className = `status-badge status-${next}`;
   if (FINAL.has(next) && cancelButton) cancelButton.hidden = true;
+  if (next === "deleted") showError(liveError, "This run has been deleted: its metrics and files are gone.");
 }
 
 function showProgress(value) {

@@ -1,5 +1,6 @@
 // The runs page: launch a run (POST /api/runs, then go to its page), pick runs to compare in the
-// Tracking lesson, cancel queued or running ones, and keep the table's statuses current.
+// Tracking lesson, cancel queued or running ones, delete finished ones (a second click confirms),
+// and keep the tables' statuses current.
 
 import { showError } from "./dom.js";
 
@@ -12,7 +13,7 @@ const taskSelect = document.getElementById("task");
 const launchButton = document.getElementById("launch");
 const launchError = document.getElementById("launch-error");
 const runsError = document.getElementById("runs-error");
-const table = document.getElementById("runs-table");
+const tables = [...document.querySelectorAll("table.runs-table")];
 const compare = document.getElementById("compare");
 const compareNote = document.getElementById("compare-note");
 
@@ -109,7 +110,7 @@ form.addEventListener("submit", launch);
 // -- the table -----------------------------------------------------------------------------
 
 function picked() {
-  return [...(table?.querySelectorAll(".compare-pick:checked") ?? [])].map((box) => box.value);
+  return [...document.querySelectorAll("table.runs-table .compare-pick:checked")].map((box) => box.value);
 }
 
 function updateCompare() {
@@ -131,7 +132,7 @@ compare?.addEventListener("click", (event) => {
 });
 
 function rowOf(id) {
-  return table?.querySelector(`tr[data-run="${CSS.escape(id)}"]`);
+  return document.querySelector(`table.runs-table tr[data-run="${CSS.escape(id)}"]`);
 }
 
 function showRow(run) {
@@ -143,7 +144,49 @@ function showRow(run) {
   badge.className = `status-badge status-${run.status}`;
   const place = run.position ? ` · #${run.position} in line` : "";
   row.querySelector('[data-field="progress"]').textContent = `${Math.round(run.progress * 100)}%${place}`;
-  if (FINAL.has(run.status)) row.querySelector(".cancel-run")?.remove();
+  const cancelButton = row.querySelector(".cancel-run");
+  if (FINAL.has(run.status) && cancelButton) {
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "delete-run";
+    remove.dataset.run = run.id;
+    remove.textContent = "Delete";
+    remove.setAttribute("aria-label", `Delete run ${run.id.slice(0, 8)}`);
+    cancelButton.replaceWith(remove);
+  }
+}
+
+// A first click asks, a second (within a few seconds) deletes: a run and its files are gone for good.
+const CONFIRM_MS = 4000;
+
+async function remove(button) {
+  if (button.dataset.confirm !== "yes") {
+    button.dataset.confirm = "yes";
+    button.textContent = "Really delete?";
+    setTimeout(() => {
+      if (button.isConnected && button.dataset.confirm === "yes") {
+        button.dataset.confirm = "";
+        button.textContent = "Delete";
+      }
+    }, CONFIRM_MS);
+    return;
+  }
+  button.disabled = true;
+  try {
+    const id = button.dataset.run;
+    const response = await fetch(`/api/runs/${encodeURIComponent(id)}`, {
+      method: "DELETE",
+      headers: { Accept: "application/json" },
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.detail ?? `the server answered ${response.status}`);
+    showError(runsError, "");
+    rowOf(id)?.remove();
+    updateCompare();
+  } catch (error) {
+    showError(runsError, `Could not delete: ${error.message}`);
+    button.disabled = false;
+  }
 }
 
 async function cancel(button) {
@@ -164,16 +207,20 @@ async function cancel(button) {
   }
 }
 
-table?.addEventListener("change", (event) => {
-  if (event.target.matches(".compare-pick")) updateCompare();
-});
-table?.addEventListener("click", (event) => {
-  const button = event.target.closest(".cancel-run");
-  if (button) cancel(button);
-});
+for (const table of tables) {
+  table.addEventListener("change", (event) => {
+    if (event.target.matches(".compare-pick")) updateCompare();
+  });
+  table.addEventListener("click", (event) => {
+    const cancelButton = event.target.closest(".cancel-run");
+    if (cancelButton) cancel(cancelButton);
+    const deleteButton = event.target.closest(".delete-run");
+    if (deleteButton) remove(deleteButton);
+  });
+}
 
 function unfinished() {
-  return [...(table?.querySelectorAll("tr[data-run]") ?? [])].some((row) => !FINAL.has(row.dataset.status));
+  return [...document.querySelectorAll("table.runs-table tr[data-run]")].some((row) => !FINAL.has(row.dataset.status));
 }
 
 let timer = null;

@@ -18,16 +18,16 @@ EVIL = "http://evil.example"
 
 
 @pytest.fixture
-def long_run(base_url: str) -> Iterator[str]:
-    """A digits run that trains for a while (cancelled by the app's own client at the end)."""
-    answer = httpx.post(
+def long_run(page: Page, base_url: str) -> Iterator[str]:
+    """A digits run of the page's own learner that trains for a while (cancelled at the end)."""
+    answer = page.request.post(
         f"{base_url}/api/runs",
-        json={"task": "digits-cnn", "config": {"epochs": 50, "batch_size": 4}},
+        data={"task": "digits-cnn", "config": {"epochs": 50, "batch_size": 4}},
     )
-    assert answer.status_code == 202, answer.text
+    assert answer.status == 202, answer.text()
     run_id: str = answer.json()["id"]
     yield run_id
-    httpx.post(f"{base_url}/api/runs/{run_id}/cancel")
+    page.request.post(f"{base_url}/api/runs/{run_id}/cancel")
 
 
 def evil_page(action: str) -> str:

@@ -91,7 +91,7 @@ def test_three_runs_launched_from_the_page_are_followed_until_they_finish(
     expect(chips.filter(has_text="completed")).to_have_count(3, timeout=TRAINING_TIMEOUT_MS)
     plots.wait_drawn(page, "fig-scalars", "fig-pr")
     names = [t["name"] for t in plots.traces(page, "fig-scalars")[1::2]]
-    assert [n.split()[0] for n in names] == ids
+    assert [n.split()[0] for n in names] == [run_id[:8] for run_id in ids]  # short ids
     assert [n.split()[-1] for n in names] == ["lr=0.01", "lr=0.05", "lr=0.2"]
     points = plots.values(page, "fig-scalars", key="x", index=0)
     assert points[-1] == 6 * 45  # six epochs of 45 batches, every step streamed and stored

@@ -22,8 +22,9 @@ def run(url: str, run_id: str) -> dict:
     return dict(response.json())
 
 
-def launch(url: str, task: str, config: dict) -> str:
-    response = httpx.post(f"{url}/api/runs", json={"task": task, "config": config}, timeout=10)
+def launch(url: str, task: str, config: dict, headers: dict | None = None) -> str:
+    body = {"task": task, "config": config}
+    response = httpx.post(f"{url}/api/runs", json=body, headers=headers, timeout=10)
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -42,7 +43,10 @@ def test_a_second_server_kill_9_and_a_restart_on_one_data_dir(tmp_path: Path) ->
     first = srv.start(data, tmp_path / "first.log")
     try:
         url = first.url
-        done = final(url, launch(url, "linear-regression", {"epochs": 15}))
+        # One learner launches, and later resumes, the completed run (their signed token: the
+        # restarted server keeps the key in the same data dir).
+        me = {"X-Explorer-Learner": httpx.get(f"{url}/api/me", timeout=10).json()["token"]}
+        done = final(url, launch(url, "linear-regression", {"epochs": 15}, me))
         assert done["status"] == "completed", done["error"]
         checkpoint = httpx.get(f"{url}/api/runs/{done['id']}/checkpoint", timeout=10).content
         sleepy = launch(url, "test-sleepy", {})
@@ -99,6 +103,7 @@ def test_a_second_server_kill_9_and_a_restart_on_one_data_dir(tmp_path: Path) ->
         resumed = httpx.post(
             f"{url}/api/runs",
             json={"task": "linear-regression", "config": {"epochs": 5}, "resume_from": done["id"]},
+            headers=me,
             timeout=10,
         )
         assert resumed.status_code == 202, resumed.text

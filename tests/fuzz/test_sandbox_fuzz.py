@@ -271,7 +271,11 @@ PROGRAMS = st.one_of(
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     data = tmp_path_factory.mktemp("sandbox-fuzz") / "data"
-    app = create_app(Settings(data_dir=data, warm_lessons=False, program_max_seconds=2.0))
+    # Hundreds of programs a minute from one learner: the per-learner rate is not what is tested.
+    settings = Settings(
+        data_dir=data, warm_lessons=False, program_max_seconds=2.0, program_max_per_minute=100_000
+    )
+    app = create_app(settings)
     with TestClient(app) as test_client:
         yield test_client
     MARKER.unlink(missing_ok=True)

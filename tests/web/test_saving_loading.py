@@ -116,7 +116,7 @@ def test_a_run_resumed_through_the_api_continues_and_the_page_shows_the_chain(
     assert view["params"] == {"run": with_state, "epochs": 3, "optimizer": "off"}
     assert [m["id"] for m in run["family"]] == [first, with_state, without_state]
     assert [m["continuation"] for m in run["family"]] == [None, "with", "without"]
-    assert run["family"][1]["label"] == f"{with_state} · epochs 3–4 · + optimizer state"
+    assert run["family"][1]["label"] == f"{with_state[:8]} · epochs 3–4 · + optimizer state"
     assert run["epochs"] == [3, 4] and run["resumable"] and run["live"] == []
     chain = view["figures"]["chain"]["data"]
     assert chain[0]["x"][-1] + 1 == chain[1]["x"][0] == chain[2]["x"][0]

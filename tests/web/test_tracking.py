@@ -48,7 +48,7 @@ def test_a_stored_run_is_shown_with_its_own_metrics(client: TestClient) -> None:
     view = client.get(f"/api/lessons/tracking/view?runs={run_id}&metric=w&smoothing=0").json()
     stored = client.get(f"/api/runs/{run_id}").json()["metrics"]["w"]
     assert view["figures"]["scalars"]["data"][0]["y"] == [v for _, v in stored]
-    assert view["result"]["runs"][0]["label"] == f"{run_id} manual lr=0.1"
+    assert view["result"]["runs"][0]["label"] == f"{run_id[:8]} manual lr=0.1"
     assert view["result"]["parameters"] == 2 and "pr" not in view["figures"]
     assert client.get(f"/lessons/tracking?runs={run_id}").status_code == 200
 

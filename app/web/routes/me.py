@@ -19,8 +19,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from app.jobs.store import LinkRefused, RunStore
+from app.web.admission import client_key
 from app.web.errors import error_response
 from app.web.identity import adopt, learner_of, token_of
+from app.web.rates import rates_of
 from app.web.schemas import error_responses
 from app.web.templating import render
 
@@ -46,20 +48,26 @@ NO_STORE = {"Cache-Control": "no-store"}
 TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
-def check_name(value: str) -> str:
-    """A display name: 1 to 40 characters after trimming, all of them text."""
-    name = value.strip()
-    limit = f"a display name is 1 to {NAME_MAX_CHARS} characters"
-    if not name:
-        raise ValueError(f"{limit}, not empty")
-    if len(name) > NAME_MAX_CHARS:
-        raise ValueError(f"{limit}, not {len(name)}")
-    for char in name:
+def check_text(value: str, what: str, limit: int) -> str:
+    """``value`` trimmed: 1 to ``limit`` characters, all of them text (``what`` names it in the
+    message: "a display name", "a class name")."""
+    text = value.strip()
+    bounds = f"{what} is 1 to {limit} characters"
+    if not text:
+        raise ValueError(f"{bounds}, not empty")
+    if len(text) > limit:
+        raise ValueError(f"{bounds}, not {len(text)}")
+    for char in text:
         if char in BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"):
             raise ValueError(
-                f"{limit} of text, without control characters (it has U+{ord(char):04X})"
+                f"{bounds} of text, without control characters (it has U+{ord(char):04X})"
             )
-    return name
+    return text
+
+
+def check_name(value: str) -> str:
+    """A display name: 1 to 40 characters after trimming, all of them text."""
+    return check_text(value, "a display name", NAME_MAX_CHARS)
 
 
 class Me(BaseModel):
@@ -108,10 +116,15 @@ def name_me(body: NameRequest, request: Request, response: Response) -> Me:
     return me_of(request)
 
 
-@router.post("/api/me/link", status_code=201)
+@router.post("/api/me/link", status_code=201, responses=error_responses(429))
 def make_link(request: Request, response: Response) -> LinkCreated:
-    """A one-time link that makes another browser this learner (15 minutes, once)."""
-    token, expires = store_of(request).create_learner_link(learner_of(request), LINK_TTL)
+    """A one-time link that makes another browser this learner (15 minutes, once); 429 past
+    ``identity_max_links_per_minute`` for the learner or for the client's address."""
+    learner = learner_of(request)
+    rates_of(request).hit(
+        "identity_max_links_per_minute", f"learner:{learner}", f"client:{client_key(request)}"
+    )
+    token, expires = store_of(request).create_learner_link(learner, LINK_TTL)
     response.headers.update(NO_STORE)
     return LinkCreated(url=f"/me/claim/{token}", expires_at=expires)
 

@@ -12,8 +12,10 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.lessons.registry import BY_SLUG, LESSONS, Lesson, neighbours
+from app.web.access import Viewer, viewer_of
 from app.web.admission import client_key
 from app.web.deps import SettingsDep
+from app.web.rates import learner_key, rates_of
 from app.web.schemas import LessonViewResponse, error_responses
 from app.web.templating import render
 from app.web.views import VIEWS, LessonView
@@ -105,10 +107,27 @@ def _runs(request: Request) -> Any:
     return getattr(request.app.state, "runs", None)
 
 
+def _viewer(request: Request) -> Viewer | None:
+    """The learner asking; None while the store that signs learner cookies is out of reach (a
+    lesson then lists no runs, and every other page is still served)."""
+    try:
+        return viewer_of(request)
+    except Exception:  # noqa: BLE001 - learner_of re-raises the store's error
+        return None
+
+
 def _context(request: Request) -> PageContext:
-    """The requesting client and the app's program gate, for lessons that run programs."""
+    """The requesting client and learner, and the app's program gate, for lessons that run
+    programs or list the learner's runs."""
     gate = getattr(request.app.state, "program_gate", None)
-    return PageContext(client=client_key(request), program_gate=gate)
+    rates = rates_of(request)
+    learner = learner_key(request)
+    return PageContext(
+        client=client_key(request),
+        program_gate=gate,
+        viewer=_viewer(request),
+        count_program=lambda: rates.hit("program_max_per_minute", learner),
+    )
 
 
 def _build(view: LessonView, request: Request, settings: Any) -> dict[str, Any]:

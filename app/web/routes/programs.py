@@ -25,6 +25,7 @@ from app.sandbox import SandboxLimits, run_program_isolated
 from app.sandbox.isolation import Kind, configure_pool, get_pool
 from app.sandbox.recording import StepsFormat
 from app.web.admission import Gate, client_key
+from app.web.rates import learner_key, rates_of
 from app.web.schemas import error_responses
 
 
@@ -89,7 +90,9 @@ async def admitted(request: Request, gate: Gate, *args: Any) -> bytes:
 
     Shielded from cancellation, as the plain ``def`` routes were: once admitted, the program
     runs to its end in a worker whatever the client does, so the request waits for it too.
+    Each program run counts against the learner's ``program_max_per_minute`` first (a 429).
     """
+    await rates_of(request).hit_async("program_max_per_minute", learner_key(request))
     with anyio.CancelScope(shield=True):
         body = await gate.run(client_key(request), answer_json, *args)
     return body

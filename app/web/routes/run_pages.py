@@ -30,12 +30,14 @@ from app.lessons.tracking import (
     parameter_total,
     pr_curve,
     sample_pictures,
+    short_id,
     smooth,
 )
 from app.viz.common import Figure
 from app.viz.tracking import METRIC_TITLES, metric_title, pr_figure, scalar_figure
+from app.web.access import Viewer, may_control, viewer_of, visible_runs
 from app.web.deps import SettingsDep
-from app.web.live import Runs
+from app.web.live import DELETED, Runs
 from app.web.routes.runs import MAX_SMOOTHING, NO_RUN, eta_seconds, runs_of
 from app.web.schemas import error_responses
 from app.web.templating import render
@@ -162,9 +164,12 @@ def last_value(latest: Mapping[str, float], *names: str) -> float | None:
     return next((float(latest[name]) for name in names if name in latest), None)
 
 
-def run_row(runs: Runs, run: Run, latest: Mapping[str, float]) -> dict[str, Any]:
+def run_row(
+    runs: Runs, run: Run, latest: Mapping[str, float], controls: bool, who: str | None = None
+) -> dict[str, Any]:
     return {
         "id": run.id,
+        "short": short_id(run.id),
         "task": run.task,
         "status": run.status,
         "final": run.is_final,
@@ -174,18 +179,72 @@ def run_row(runs: Runs, run: Run, latest: Mapping[str, float]) -> dict[str, Any]
         "config": config_text(run.config),
         "loss": last_value(latest, "loss"),
         "accuracy": last_value(latest, *ACCURACY_METRICS),
+        "controls": controls,
+        "who": who,
     }
+
+
+def owner_label(owner: str, names: Mapping[str, str]) -> str:
+    """A learner as a teacher's table names them: their display name, else their id's start."""
+    return names.get(owner) or f"learner {owner[:6]}"
+
+
+def run_tables(runs: Runs, viewer: Viewer, limit: int) -> list[dict[str, Any]]:
+    """The runs this learner sees, in up to three tables: their own, those of the classes they
+    teach (with who launched each), and the earlier runs made before learners existed."""
+    listed = visible_runs(runs.store, viewer, limit)
+    latest = runs.store.latest(run.id for run in listed)
+    names = runs.store.learner_names(run.owner for run in listed if run.owner)
+    mine = [run for run in listed if run.owner == viewer.learner]
+    taught = [run for run in listed if run.owner not in (None, viewer.learner)]
+    earlier = [run for run in listed if run.owner is None]
+    tables = [
+        {
+            "id": "runs-table",
+            "title": "Your runs, newest first",
+            "rows": [run_row(runs, r, latest.get(r.id, {}), True) for r in mine],
+            "who": False,
+            "empty": "No runs yet: launch one above.",
+        }
+    ]
+    if taught:
+        tables.append(
+            {
+                "id": "class-runs-table",
+                "title": "Your classes' runs",
+                "note": "Runs your class's learners launched while in a class you teach: you can "
+                "cancel and delete them; /classes shows each class.",
+                "rows": [
+                    run_row(runs, r, latest.get(r.id, {}), True, owner_label(r.owner or "", names))
+                    for r in taught
+                ],
+                "who": True,
+            }
+        )
+    if earlier:
+        tables.append(
+            {
+                "id": "earlier-runs-table",
+                "title": "Earlier runs",
+                "note": "Runs made on this machine before runs had owners: they belong to nobody, "
+                "and only this machine lists them.",
+                "rows": [run_row(runs, r, latest.get(r.id, {}), True) for r in earlier],
+                "who": False,
+            }
+        )
+    return tables
 
 
 @router.get("/runs", response_class=HTMLResponse, include_in_schema=False)
 def runs_page(request: Request, settings: SettingsDep) -> Response:
-    """Launch a run, and every run newest first (the twin of ``GET /api/runs``)."""
+    """Launch a run, and the runs this learner sees, newest first (the twin of
+    ``GET /api/runs``)."""
     runs = runs_of(request)
-    listed = runs.store.list(limit=settings.runs_max_listed)
-    latest = runs.store.latest(run.id for run in listed)
+    tables = run_tables(runs, viewer_of(request), settings.runs_max_listed)
     context = {
         "launcher": launcher(request.query_params),
-        "rows": [run_row(runs, run, latest.get(run.id, {})) for run in listed],
+        "tables": tables,
+        "any_runs": any(table["rows"] for table in tables),
         "final_statuses": sorted(FINAL_STATUSES),
     }
     return render(request, "runs/list.html", context)
@@ -299,7 +358,7 @@ def run_page(run_id: str, request: Request) -> Response:
     run = runs.store.get(run_id)
     if run.is_final:  # it may have ended after the read: a final page has no stream to catch up
         metrics, last_event_id = live_metrics(runs, run_id)
-    label = f"run {run.id}"
+    label = f"run {short_id(run.id)}"
     charted = scalar_figures(metrics, smoothing, label)
     figures = {figure_id(name): figure for name, figure in charted.items()}
     charts = [
@@ -313,12 +372,15 @@ def run_page(run_id: str, request: Request) -> Response:
     kind = "digit" if run.task == "digits-cnn" else "class"
     pr = pr_panel(summary, query, kind) if summary else None
     position = runs.runner.position(run.id) if not run.is_final else None
+    viewer = viewer_of(request)
+    controls = may_control(runs.store, viewer, run)
     live = {
         "id": run.id,
         "position": position,
         "status": run.status,
         "progress": run.progress,
-        "final_statuses": sorted(FINAL_STATUSES),
+        # A run deleted while the page follows it ends its stream with "deleted".
+        "final_statuses": sorted(FINAL_STATUSES | {DELETED}),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "server_now": datetime.now(UTC).isoformat(),
         "last_event_id": last_event_id,
@@ -340,6 +402,10 @@ def run_page(run_id: str, request: Request) -> Response:
     }
     context = {
         "run": run,
+        "short": short_id(run.id),
+        "controls": controls,
+        "mine": run.owner is not None and run.owner == viewer.learner,
+        "owner_name": runs.store.learner_name(run.owner) if controls and run.owner else None,
         "created": when(run.created_at),
         "started": when(run.started_at),
         "finished": when(run.finished_at),
@@ -403,7 +469,7 @@ def run_scalars(
     runs = runs_of(request)
     run = runs.store.get(run_id)  # RunNotFound: a 404
     metrics, last_event_id = live_metrics(runs, run.id)
-    label = f"run {run.id}"
+    label = f"run {short_id(run.id)}"
     return ScalarsResponse(
         smoothing=smoothing,
         last_event_id=last_event_id,

@@ -21,13 +21,14 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from app.jobs import all_tasks
-from app.jobs.store import MAX_EVENT_ID
+from app.jobs.retention import check_storage
+from app.jobs.store import MAX_EVENT_ID, RunNotFound
 from app.jobs.store import Run as StoredRun
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE
 from app.jobs.tracking import ArtifactMissing
+from app.web.access import Viewer, may_control, require_control, viewer_of, visible_runs
 from app.web.admission import client_key
 from app.web.deps import SettingsDep
-from app.web.identity import learner_of
 from app.web.live import Runs, StreamTicket
 from app.web.schemas import error_responses
 
@@ -97,6 +98,18 @@ class RunModel(BaseModel):
         default_factory=dict, description='{"<name>": [[step, value], ...]}'
     )
     mine: bool = Field(default=False, description="the requesting learner launched it")
+    read_only: bool = Field(
+        default=True,
+        description="the requesting learner may not cancel, delete or resume from it (it is "
+        "another learner's and not their class's)",
+    )
+    earlier: bool = Field(
+        default=False, description="made before learners existed: it belongs to nobody"
+    )
+    owner_name: str | None = Field(
+        default=None,
+        description="the display name of the learner who launched it, for those who control it",
+    )
 
 
 class RunsResponse(BaseModel):
@@ -105,6 +118,11 @@ class RunsResponse(BaseModel):
 
 class CancelResponse(BaseModel):
     status: str
+
+
+class DeleteResponse(BaseModel):
+    id: str
+    deleted: bool = True
 
 
 def runs_of(request: Request) -> Runs:
@@ -121,14 +139,26 @@ def eta_seconds(run: StoredRun, now: datetime | None = None) -> float | None:
 
 
 def describe(
-    runs: Runs, run: StoredRun, with_metrics: bool, learner: str | None = None
+    runs: Runs,
+    run: StoredRun,
+    with_metrics: bool,
+    viewer: Viewer | None = None,
+    names: dict[str, str] | None = None,
 ) -> RunModel:
+    """A run as the API shows it to ``viewer`` (``names``: owners' display names, when known)."""
+    controls = viewer is not None and may_control(runs.store, viewer, run)
+    name = None
+    if controls and run.owner is not None:
+        name = names.get(run.owner) if names is not None else runs.store.learner_name(run.owner)
     return RunModel(
         **run.to_dict(),
         position=runs.runner.position(run.id) if not run.is_final else None,
         eta_seconds=eta_seconds(run),
         metrics=runs.store.metrics(run.id) if with_metrics else {},
-        mine=learner is not None and run.owner == learner,
+        mine=viewer is not None and run.owner == viewer.learner,
+        read_only=not controls,
+        earlier=run.owner is None,
+        owner_name=name,
     )
 
 
@@ -143,13 +173,23 @@ def tasks() -> TasksResponse:
     return TasksResponse(tasks=[TaskInfo(**t.info()) for t in all_tasks()])
 
 
-@router.post("/api/runs", status_code=202, responses=error_responses(429))
+@router.post("/api/runs", status_code=202, responses=error_responses(403, 429))
 def create_run(body: RunRequest, request: Request) -> RunCreated:
-    """Validate and queue a run. 422 names a bad config field and its bound; 429 when the queue
-    is full (``Retry-After`` says when to try again)."""
+    """Validate and queue a run of the requesting learner. 422 names a bad config field and its
+    bound; 429 when the queue, or the learner's share of it, is full (``Retry-After`` says when
+    to try again); 413 while the learner's runs keep ``runs_max_bytes_per_learner`` (they delete
+    some first); 403 when ``resume_from`` is another learner's run."""
     runs = runs_of(request)
-    owner = learner_of(request)
-    run_id = runs.runner.submit(body.task, body.config, body.resume_from, owner=owner)
+    viewer = viewer_of(request)
+    if body.resume_from is not None:
+        try:
+            source = runs.store.get(body.resume_from)
+        except RunNotFound:
+            source = None  # the runner names the missing run (422)
+        if source is not None:
+            require_control(runs.store, viewer, source, "resume")
+    check_storage(runs, viewer.learner, request.app.state.settings)
+    run_id = runs.runner.submit(body.task, body.config, body.resume_from, owner=viewer.learner)
     return RunCreated(id=run_id, status=runs.store.get(run_id).status)
 
 
@@ -159,26 +199,42 @@ def list_runs(
     settings: SettingsDep,
     metrics: Annotated[bool, Query(description="include each run's metrics")] = False,
 ) -> RunsResponse:
-    """Runs, newest first (at most ``runs_max_listed``)."""
+    """The requesting learner's runs, the runs of the classes they teach and (on the machine the
+    app runs alone on) the runs made before learners existed, newest first (at most
+    ``runs_max_listed``). Another learner's run is read by its id."""
     runs = runs_of(request)
-    listed = runs.store.list(limit=settings.runs_max_listed)
-    learner = learner_of(request)
-    return RunsResponse(runs=[describe(runs, run, metrics, learner) for run in listed])
+    viewer = viewer_of(request)
+    listed = visible_runs(runs.store, viewer, settings.runs_max_listed)
+    names = runs.store.learner_names(run.owner for run in listed if run.owner)
+    return RunsResponse(runs=[describe(runs, run, metrics, viewer, names) for run in listed])
 
 
 @router.get("/api/runs/{run_id}", responses=NO_RUN)
 def get_run(run_id: str, request: Request) -> RunModel:
-    """One run with every metric logged so far."""
+    """One run with every metric logged so far: anyone with its id may read it
+    (``read_only`` says whether this learner may change it)."""
     runs = runs_of(request)
-    return describe(runs, stored_run(runs, run_id), True, learner_of(request))
+    return describe(runs, stored_run(runs, run_id), True, viewer_of(request))
 
 
-@router.post("/api/runs/{run_id}/cancel", responses=NO_RUN)
+@router.post("/api/runs/{run_id}/cancel", responses={**NO_RUN, **error_responses(403)})
 def cancel_run(run_id: str, request: Request) -> CancelResponse:
-    """Stop a queued or running run; a finished run keeps its status."""
+    """Stop a queued or running run; a finished run keeps its status. Only its owner (or their
+    teacher) may: others get 403."""
     runs = runs_of(request)
-    stored_run(runs, run_id)
+    require_control(runs.store, viewer_of(request), stored_run(runs, run_id), "cancel")
     return CancelResponse(status=runs.runner.cancel(run_id))
+
+
+@router.delete("/api/runs/{run_id}", responses={**NO_RUN, **error_responses(403, 409)})
+def delete_run(run_id: str, request: Request) -> DeleteResponse:
+    """Delete a finished run with its metrics and every file. Only its owner (or their teacher)
+    may (403 otherwise); 409 while it is queued or running (cancel it first) or while a run that
+    is resumes from it."""
+    runs = runs_of(request)
+    require_control(runs.store, viewer_of(request), stored_run(runs, run_id), "delete")
+    runs.delete(run_id)
+    return DeleteResponse(id=run_id)
 
 
 def check_event_id(value: int) -> int:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from app.config import Settings
+from app.web.access import LearnerRuns, Viewer
 from app.web.admission import Gate
 from app.web.code_url import encode_code
 
@@ -33,10 +34,17 @@ class PageContext:
 
     client: str = "local"
     program_gate: Gate | None = None
+    # The learner asking (a lesson over runs lists only theirs); None for the start-up warmer.
+    viewer: Viewer | None = None
+    # Counts one program against the learner's program_max_per_minute (raises RateLimited).
+    count_program: Callable[[], None] | None = None
 
     def run_program(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` (a sandbox call) through the program gate, in this thread: raises
-        ``TooBusy`` (a 429 page) when the gate refuses."""
+        """``fn(*args)`` (a sandbox call) through the program gate, in this thread, counted as
+        one of the learner's programs this minute: raises ``TooBusy`` (a 429 page) when the
+        gate or the rate refuses."""
+        if self.count_program is not None:
+            self.count_program()
         if self.program_gate is None:
             return fn(*args)
         return self.program_gate.run_sync(self.client, fn, *args)
@@ -94,7 +102,8 @@ class LessonView:
         params = self.parse(query, settings)
         extra: tuple[Any, ...] = ()
         if self.uses_runs:
-            extra = (runs,)
+            viewer = (context or PageContext()).viewer
+            extra = (LearnerRuns(runs, viewer) if runs is not None else None,)
         elif self.uses_context:
             extra = (context or PageContext(),)
         result = self.explore(params, settings, *extra)

@@ -13,6 +13,7 @@ from app.jobs import RunNotFound
 from app.jobs.tasks import CHECKPOINT_FILE
 from app.lessons import cnn_feature_maps as feature_maps
 from app.lessons.errors import LessonInputError
+from app.lessons.tracking import short_id
 from app.viz import cnn_feature_maps as feature_map_figures
 from app.web.forms import params_from_query
 from app.web.views.base import LessonView, source
@@ -71,17 +72,17 @@ def _explore(
         model, config, task = feature_maps.ModelSource(), {}, feature_maps.SOURCE_TASK
     result = feature_maps.explore(params, model)
     offered = (
-        feature_maps.describe_runs(runs.store.list(limit=RUNS_LISTED))[:RUNS_OFFERED]
+        feature_maps.describe_runs(runs.listed(RUNS_LISTED))[:RUNS_OFFERED]
         if runs is not None
         else []
     )
     if params.run and params.run not in {r["id"] for r in offered}:
-        offered.insert(0, {"id": params.run, "label": f"run {params.run} · {task}"})
+        offered.insert(0, {"id": params.run, "label": f"run {short_id(params.run)} · {task}"})
     result["model"] = {
         "run": params.run,
         "task": task,
         "label": (
-            f"run {params.run} ({task})"
+            f"run {short_id(params.run)} ({task})"
             if params.run
             else "the transfer lesson's source model (trained on digits 0-4)"
         ),

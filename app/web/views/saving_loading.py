@@ -8,6 +8,7 @@ The URL holds ``run`` (a run's id, or empty), and what the Resume button sends: 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,9 @@ from app.jobs.store import COMPLETED, Run
 from app.jobs.tasks import CHECKPOINT_FILE, STATE_DICT_FILE, Task
 from app.lessons import saving_loading as saving
 from app.lessons.errors import LessonInputError
+from app.lessons.tracking import short_id
 from app.viz import saving_loading as saving_figures
+from app.web.access import may_control
 from app.web.deps import limits_from
 from app.web.forms import params_from_query, parse_bool
 from app.web.views.base import LessonView, source
@@ -76,7 +79,7 @@ def _get(runs: Any, run_id: str) -> saving.RunRecord | None:
 def _chosen(runs: Any, run: Run, settings: Settings) -> dict[str, Any]:
     """The chosen run: its files, its checkpoint inspected and evaluated, and its chain."""
     task = _task(run)
-    listed = runs.store.list(limit=settings.runs_max_listed)
+    listed = runs.listed(settings.runs_max_listed)
     line = saving.chain(run.id, lambda run_id: _get(runs, run_id))
     others = [_record(runs, r, with_metrics=False) for r in listed]
     ids = saving.family(line, others)
@@ -90,6 +93,7 @@ def _chosen(runs: Any, run: Run, settings: Settings) -> dict[str, Any]:
         else None
     )
     me = next(m for m in members if m["id"] == run.id)
+    controls = runs.viewer is not None and may_control(runs.store, runs.viewer, run)
     return {
         "id": run.id,
         "task": run.task,
@@ -97,7 +101,9 @@ def _chosen(runs: Any, run: Run, settings: Settings) -> dict[str, Any]:
         "config": run.config,
         "resume_from": run.resume_from,
         "final": run.is_final,
-        "resumable": run.status == COMPLETED and opened is not None,
+        # Another learner's run (opened by its link) is read-only: looked inside, not resumed.
+        "read_only": not controls,
+        "resumable": run.status == COMPLETED and opened is not None and controls,
         "optimizer_choice": "resume_optimizer" in task.config_model.model_fields,
         "downloads": (
             {
@@ -125,11 +131,16 @@ def _choices(runs: Any, settings: Settings, chosen: str) -> list[dict[str, str]]
         return []
     tasks = _model_tasks()
     out = []
-    for run in runs.store.list(limit=settings.runs_max_listed):
+    listed = runs.listed(settings.runs_max_listed)
+    if chosen and chosen not in {run.id for run in listed}:
+        # Opened by its link (another learner's, read-only): offered too, first.
+        with contextlib.suppress(RunNotFound):
+            listed.insert(0, runs.store.get(chosen))
+    for run in listed:
         if run.task in tasks and (run.status == COMPLETED or run.id == chosen):
             how = " (resumed)" if run.resume_from else ""
             status = "" if run.status == COMPLETED else f" · {run.status}"
-            out.append({"id": run.id, "label": f"{run.id} · {run.task}{how}{status}"})
+            out.append({"id": run.id, "label": f"{short_id(run.id)} · {run.task}{how}{status}"})
     return out
 
 
